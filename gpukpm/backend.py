@@ -1,0 +1,171 @@
+"""Array backend: CuPy + cupyx.scipy.sparse on a CUDA device, NumPy + SciPy otherwise.
+
+This is the only module of gpukpm that imports CuPy.  Every numerical module
+asks for a :class:`Backend` and uses ``backend.xp`` (the array module) and
+``backend.sparse`` (the sparse module) so that one code path runs on both.
+
+Selection order: the ``name`` argument of :func:`get_backend`, then the
+environment variable ``GPUKPM_BACKEND`` (``cpu``, ``gpu`` or ``auto``), then
+``auto`` (GPU when a CUDA device is usable).  Forcing ``gpu`` without a usable
+device raises :class:`BackendUnavailable` at once, saying why.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import time
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import numpy as np
+import scipy.sparse
+
+__all__ = ["Backend", "BackendUnavailable", "get_backend", "gpu_status", "VALID_NAMES"]
+
+VALID_NAMES = ("auto", "cpu", "gpu")
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend cannot be used on this machine."""
+
+
+@functools.lru_cache(maxsize=1)
+def gpu_status() -> tuple[bool, str]:
+    """Return ``(usable, reason)`` for the CUDA backend; probed once and cached.
+
+    ``import cupy`` succeeds without a driver; the first device call fails with
+    a ``CUDARuntimeError`` (a RuntimeError), so the probe also touches a device.
+    """
+    try:
+        import cupy
+    except ImportError as exc:  # cupy not installed
+        return False, f"CuPy is not installed ({exc}); install the 'gpu' extra"
+    try:
+        if not cupy.cuda.is_available():
+            return False, "CuPy is installed but no CUDA device/driver is usable"
+        count = cupy.cuda.runtime.getDeviceCount()
+        cupy.zeros(1).sum()  # touch the device
+    except Exception as exc:  # CUDARuntimeError and friends
+        return False, f"CUDA device not usable: {exc}"
+    return True, f"{count} CUDA device(s)"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Array and sparse modules of one device, plus helpers to move data."""
+
+    name: str  # "cpu" or "gpu"
+    xp: ModuleType = field(repr=False)
+    sparse: ModuleType = field(repr=False)
+    device_id: int = 0
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.name == "gpu"
+
+    # -- data movement -------------------------------------------------------
+    def asarray(self, a, dtype=None):
+        """Array on this backend's device (no copy when already there)."""
+        return self.xp.asarray(a, dtype=dtype)
+
+    def to_host(self, a) -> np.ndarray:
+        """NumPy copy of an array (identity on the CPU backend)."""
+        if self.is_gpu and not isinstance(a, np.ndarray):
+            return a.get()
+        return np.asarray(a)
+
+    def csr(self, matrix, dtype=None):
+        """CSR matrix on this backend from any SciPy sparse matrix or array."""
+        m = scipy.sparse.csr_matrix(matrix)
+        if dtype is not None:
+            m = m.astype(dtype)
+        m.sort_indices()
+        if self.is_gpu:
+            return self.sparse.csr_matrix(m)
+        return m
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (for honest timers)."""
+        if self.is_gpu:
+            self.xp.cuda.Device(self.device_id).synchronize()
+
+    def timer(self) -> float:
+        """Synchronised wall clock (s)."""
+        self.synchronize()
+        return time.perf_counter()
+
+    def free_memory(self) -> int:
+        """Bytes of memory free for arrays on this device."""
+        if self.is_gpu:
+            free, _total = self.xp.cuda.Device(self.device_id).mem_info
+            pool = self.xp.get_default_memory_pool()
+            return int(free + pool.free_bytes())
+        try:
+            with open("/proc/meminfo") as fh:
+                for line in fh:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 4 * 1024**3
+
+    def device_info(self) -> dict:
+        """Description of the device for provenance records."""
+        info = {"backend": self.name, "numpy": np.__version__, "scipy": scipy.__version__}
+        if self.is_gpu:
+            cp = self.xp
+            props = cp.cuda.runtime.getDeviceProperties(self.device_id)
+            info.update(
+                cupy=cp.__version__,
+                device_id=self.device_id,
+                device_name=props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"]),
+                total_memory=int(props["totalGlobalMem"]),
+                cuda_runtime=int(cp.cuda.runtime.runtimeGetVersion()),
+            )
+        else:
+            info.update(device_name=_cpu_name(), cpu_count=os.cpu_count())
+        return info
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+@functools.lru_cache(maxsize=None)
+def _make(name: str, device_id: int) -> Backend:
+    if name == "cpu":
+        return Backend("cpu", np, scipy.sparse)
+    import cupy
+    import cupyx.scipy.sparse
+
+    cupy.cuda.Device(device_id).use()
+    return Backend("gpu", cupy, cupyx.scipy.sparse, device_id)
+
+
+def get_backend(name: str | Backend | None = None, device_id: int | None = None) -> Backend:
+    """Return the backend called ``name`` (``"cpu"``, ``"gpu"`` or ``"auto"``).
+
+    ``None`` reads ``GPUKPM_BACKEND`` (default ``auto``).  A Backend passes
+    through unchanged.  ``device_id`` picks the GPU (default: the current
+    device, or ``GPUKPM_DEVICE``).
+    """
+    if isinstance(name, Backend):
+        return name
+    requested = (name or os.environ.get("GPUKPM_BACKEND") or "auto").strip().lower()
+    if requested not in VALID_NAMES:
+        raise ValueError(f"backend must be one of {VALID_NAMES}, got {requested!r} (argument or GPUKPM_BACKEND)")
+    if device_id is None:
+        device_id = int(os.environ.get("GPUKPM_DEVICE", "0"))
+    if requested == "cpu":
+        return _make("cpu", 0)
+    usable, reason = gpu_status()
+    if requested == "gpu" and not usable:
+        raise BackendUnavailable(f"backend 'gpu' was requested but {reason}")
+    return _make("gpu", device_id) if usable else _make("cpu", 0)
