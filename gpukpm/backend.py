@@ -109,6 +109,38 @@ class Backend:
             pass
         return 4 * 1024**3
 
+    # -- the two kernels of the KPM engine ---------------------------------
+    def chebyshev_step(self, H2, x, y) -> None:
+        """In place ``y ← H2·x − y`` for row-stacked vectors x, y of shape (R, D).
+
+        ``H2 = 2H̃`` (CSR on this backend).  On the GPU one cuSPARSE SpMM call
+        does the whole step (``alpha=1, beta=−1`` on the Fortran-ordered
+        transposes); on the CPU it is SciPy's CSR product and one subtraction.
+        """
+        if self.is_gpu:
+            from cupyx import cusparse
+
+            cusparse.spmm(H2, x.T, c=y.T, alpha=1.0, beta=-1.0)
+        elif x.shape[0] == 1:
+            np.subtract(H2 @ x[0], y[0], out=y[0])
+        else:
+            np.subtract((H2 @ x.T).T, y, out=y)
+
+    def conj_gemm(self, P, Q):
+        """``conj(P) @ Q.T`` for C-contiguous P (m, D) and Q (n, D), without copies.
+
+        This is the block of inner products ``⟨P_i|Q_j⟩`` (BLAS-3: ZGEMM with
+        op(A) = Aᴴ on the Fortran view, cuBLAS on the GPU).
+        """
+        if self.is_gpu:
+            from cupy import cublas
+
+            return cublas.gemm("H", "N", P.T, Q.T)
+        import scipy.linalg.blas as blas
+
+        gemm = blas.get_blas_funcs("gemm", (P, Q))
+        return gemm(1.0, P.T, Q.T, trans_a=2)
+
     def device_info(self) -> dict:
         """Description of the device for provenance records."""
         info = {"backend": self.name, "numpy": np.__version__, "scipy": scipy.__version__}

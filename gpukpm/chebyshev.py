@@ -1,0 +1,127 @@
+r"""Chebyshev recursion ``T_{n+1}(H̃)|v⟩ = 2H̃ T_n(H̃)|v⟩ − T_{n−1}(H̃)|v⟩`` in blocks.
+
+Vectors are stored row-wise: a batch of R start vectors is an (R, D) array,
+a block of b consecutive Chebyshev vectors of that batch is (R, b, D), so each
+``T_n|v_r⟩`` is contiguous (what the GEMM of :mod:`gpukpm.moments` reads).
+
+:class:`ChebyshevChain` produces block ``j`` (orders ``j·b … (j+1)·b − 1``) on
+demand.  It keeps, at every block boundary it has passed, the pair of
+recursion vectors ``(T_{jb−1}|v⟩, T_{jb}|v⟩)`` as a checkpoint, so a block is
+regenerated from the nearest checkpoint instead of from ``|v⟩``, and all N
+vectors never need to be held at once.  Restarting from the right pair is
+what keeps moments independent of the block size.
+
+Every checkpoint also guards stability: for a spectrum inside [−1, 1],
+``‖T_n(H̃)v‖ ≤ ‖v‖``; growth beyond that raises :class:`SpectrumLeakError`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .spectrum import Rescaling, SpectrumLeakError
+
+__all__ = ["RescaledOperator", "ChebyshevChain"]
+
+_LEAK_TOLERANCE = 1e-6
+
+
+class RescaledOperator:
+    """``2H̃ = 2(H − b)/a`` as a CSR matrix on the backend, with its SpMV/SpMM step."""
+
+    def __init__(self, hamiltonian, scaling: Rescaling, backend, dtype=np.complex128):
+        import scipy.sparse
+
+        H = scipy.sparse.csr_matrix(hamiltonian, dtype=dtype)
+        eye = scipy.sparse.identity(H.shape[0], dtype=dtype, format="csr")
+        self.backend = backend
+        self.dtype = np.dtype(dtype)
+        self.scaling = scaling
+        self.dim = H.shape[0]
+        self.H2 = backend.csr((H - scaling.b * eye) * (2.0 / scaling.a), dtype=dtype)  # 2H̃
+        self.nnz = int(self.H2.nnz)
+        self.spmv_count = 0  # vector-products performed (one per column per step)
+
+    def first(self, v):
+        """``T_1|v⟩ = H̃|v⟩`` for rows of v (R, D)."""
+        self.spmv_count += v.shape[0]
+        xp = self.backend.xp
+        return xp.ascontiguousarray((self.H2 @ v.T).T) * 0.5
+
+    def step(self, x, y) -> None:
+        """In place ``y ← 2H̃x − y`` (so y becomes T_{n+1} from x = T_n, y = T_{n−1})."""
+        self.spmv_count += x.shape[0]
+        self.backend.chebyshev_step(self.H2, x, y)
+
+
+class ChebyshevChain:
+    """Blocks of ``T_n(H̃)|v_r⟩`` for n < N, regenerated from checkpoints.
+
+    Parameters
+    ----------
+    op : RescaledOperator
+    start : (R, D) backend array, the start vectors (rows).
+    num_moments : N
+    block_size : b, the number of orders per block.
+    """
+
+    def __init__(self, op: RescaledOperator, start, num_moments: int, block_size: int):
+        self.op = op
+        self.xp = op.backend.xp
+        self.start = self.xp.ascontiguousarray(start)
+        self.num_moments = int(num_moments)
+        self.block_size = int(block_size)
+        self.num_blocks = math.ceil(self.num_moments / self.block_size)
+        self.start_norm = float(self.xp.linalg.norm(self.start, axis=1).max())
+        # checkpoints[j] = (T_{jb−1} v, T_{jb} v) for block boundaries j ≥ 1
+        self.checkpoints: dict[int, tuple] = {}
+
+    def block_range(self, j: int) -> tuple[int, int]:
+        lo = j * self.block_size
+        return lo, min(lo + self.block_size, self.num_moments)
+
+    def _guard(self, vec, order: int) -> None:
+        norm = float(self.xp.linalg.norm(vec, axis=1).max())
+        if not math.isfinite(norm) or norm > (1.0 + _LEAK_TOLERANCE) * self.start_norm:
+            raise SpectrumLeakError(
+                f"Chebyshev vector T_{order}(H̃)|v⟩ has norm {norm:.6g} > ‖v‖ = {self.start_norm:.6g}: "
+                "the spectrum of H̃ = (H − b)/a leaks outside [−1, 1]; widen the spectral bounds "
+                f"(now a = {self.op.scaling.a:.6g} eV, b = {self.op.scaling.b:.6g} eV)"
+            )
+
+    def block(self, j: int, out=None):
+        """Block j as an (R, n_j, D) array (orders ``block_range(j)``)."""
+        if not 0 <= j < self.num_blocks:
+            raise IndexError(f"block {j} outside 0..{self.num_blocks - 1}")
+        lo, hi = self.block_range(j)
+        R, D = self.start.shape
+        if out is None:
+            out = self.xp.empty((R, hi - lo, D), dtype=self.start.dtype)
+        # nearest checkpoint at or below j
+        k = max([c for c in self.checkpoints if c <= j], default=0)
+        if k == 0:
+            prev, cur = None, self.start.copy()
+            order = 0
+        else:
+            prev, cur = (a.copy() for a in self.checkpoints[k])
+            order = k * self.block_size
+        # walk to order hi (one past the block) so the next boundary is checkpointed
+        last = hi if hi < self.num_moments and (j + 1) not in self.checkpoints else hi - 1
+        while True:
+            if lo <= order < hi:
+                out[:, order - lo, :] = cur
+            if order >= last:
+                break
+            if prev is None:
+                prev, cur = cur, self.op.first(cur)
+            else:
+                self.op.step(cur, prev)  # prev ← 2H̃ cur − prev = T_{order+1}
+                prev, cur = cur, prev
+            order += 1
+            if order % self.block_size == 0 and order // self.block_size not in self.checkpoints:
+                self._guard(cur, order)
+                self.checkpoints[order // self.block_size] = (prev.copy(), cur.copy())
+        if hi == self.num_moments:
+            self._guard(cur, order)
+        return out

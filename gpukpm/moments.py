@@ -1,0 +1,439 @@
+r"""Chebyshev moments: 1D ``μ_n = Tr[A T_n(H̃)]/D`` and 2D ``μ_nm = Tr[A T_n(H̃) B T_m(H̃)]/D``.
+
+The trace is either exact (every basis vector, for small systems) or
+stochastic with random-phase vectors ``|r⟩`` (:mod:`gpukpm.random`):
+
+    μ_nm ≈ (1/R) Σ_r ⟨r|T_m A T_n B|r⟩ / D = (1/R) Σ_r ⟨X_m^r| A |Y_n^r⟩ / D,
+    X_m = T_m(H̃)|r⟩,   Y_n = T_n(H̃) B|r⟩.
+
+Two Chebyshev chains per vector serve every left operator A: the block of
+μ for orders m ∈ I, n ∈ J is one GEMM ``conj(A†X_I) · Y_Jᵀ`` with inner
+dimension D (BLAS-3; cuBLAS on the GPU).  Blocks of b orders are generated
+from checkpoints (:class:`~gpukpm.chebyshev.ChebyshevChain`), b being chosen
+from a memory budget, so the N vectors of a chain are never all held unless
+they fit.  With the exact trace μ is Hermitian (``μ_nm = conj(μ_mn)`` for
+Hermitian A, B), and only the blocks J ≥ I are computed.
+
+Moments are stored raw (no kernel factors), per random vector, so that
+standard errors of anything linear in μ are available.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import scipy.sparse
+
+from . import __version__
+from .backend import get_backend
+from .chebyshev import ChebyshevChain, RescaledOperator
+from .progress import Progress
+from .random import check_seed, random_phase_vectors
+from .spectrum import Rescaling, rescaling
+from .stats import mean_and_stderr
+
+__all__ = ["Moments", "kubo_moments", "dos_moments", "choose_block_size", "resolve_operator"]
+
+DEFAULT_MEMORY_FRACTION = 0.5
+
+
+@dataclass
+class Moments:
+    """Raw Chebyshev moments with everything reconstruction needs.
+
+    ``mu_samples`` has shape (S, n_left, N, N) for 2D moments (S samples: one
+    per random vector, or a single exact-trace sample) or (S, n_left, N) for
+    1D moments.  ``a``, ``b`` (eV) define H̃ = (H − b)/a; ``emin``, ``emax`` are
+    the estimated spectral edges (eV); ``num_orbitals`` D and ``area`` Ω (nm²)
+    give the density D/Ω that turns per-orbital traces into per-area values.
+    """
+
+    mu_samples: np.ndarray
+    a: float
+    b: float
+    emin: float
+    emax: float
+    num_orbitals: float
+    area: float
+    left: tuple
+    right: str | None
+    trace: str  # "exact", "stochastic" or "kspace"
+    sample_realisations: np.ndarray
+    sample_vectors: np.ndarray
+    seed: int = 0
+    epsilon: float = 0.01
+    hermitian: bool = True
+    parameters: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def num_moments(self) -> int:
+        return int(self.mu_samples.shape[2])
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.mu_samples.shape[0])
+
+    @property
+    def ndim(self) -> int:
+        """1 for 1D moments μ_n, 2 for 2D moments μ_nm."""
+        return self.mu_samples.ndim - 2
+
+    @property
+    def scaling(self) -> Rescaling:
+        return Rescaling(self.a, self.b, self.emin, self.emax, self.epsilon)
+
+    @property
+    def mu(self) -> np.ndarray:
+        """Mean moments, shape (n_left, N, N) (or (n_left, N))."""
+        return mean_and_stderr(self.mu_samples, self.sample_realisations)[0]
+
+    @property
+    def stderr(self) -> np.ndarray:
+        """Standard error of :attr:`mu` (complex: errors of real and imaginary parts)."""
+        return mean_and_stderr(self.mu_samples, self.sample_realisations)[1]
+
+    @property
+    def orbital_density(self) -> float:
+        """D/Ω (orbitals per nm²)."""
+        return self.num_orbitals / self.area
+
+    def truncated(self, num_moments: int) -> "Moments":
+        """The same moments with only the first ``num_moments`` orders."""
+        if not 2 <= num_moments <= self.num_moments:
+            raise ValueError(f"num_moments must be in [2, {self.num_moments}], got {num_moments}")
+        sl = (slice(None), slice(None)) + (slice(0, num_moments),) * self.ndim
+        return replace(self, mu_samples=self.mu_samples[sl])
+
+
+# ----------------------------------------------------------------------------- helpers
+def resolve_operator(system, op, dim: int):
+    """A named operator of ``system`` ("sx", "jx", ...) or a user sparse matrix of shape (D, D)."""
+    if isinstance(op, str):
+        return op, scipy.sparse.csr_matrix(system.operator(op))
+    if scipy.sparse.issparse(op) or isinstance(op, np.ndarray):
+        if op.shape != (dim, dim):
+            raise ValueError(f"operator has shape {op.shape}; it must be ({dim}, {dim}) like the Hamiltonian")
+        return "custom", scipy.sparse.csr_matrix(op)
+    raise TypeError(f"operator must be a name or a sparse matrix, got {type(op).__name__}")
+
+
+def _is_hermitian(m) -> bool:
+    diff = abs(m - m.conj().T)
+    scale = max(abs(m).max(), 1e-300)
+    return diff.max() <= 1e-12 * scale if diff.nnz else True
+
+
+def choose_block_size(num_moments: int, dim: int, vectors: int, num_left: int, itemsize: int,
+                      budget: int) -> int:
+    """Orders per block b so that (2 + n_left)·b·R·D·itemsize fits in ``budget`` bytes.
+
+    Per block the engine holds X (b vectors per start vector), the n_left
+    products A†X and one block of Y; checkpoints add ≈ 4 vectors per block.
+    """
+    per_order = (2 + num_left) * vectors * dim * itemsize
+    fixed = 8 * vectors * dim * itemsize
+    b = (budget - fixed) // per_order
+    if b < 1:
+        need = (fixed + per_order) / 2**30
+        raise MemoryError(
+            f"memory_budget {budget / 2**30:.2f} GiB is below the minimum {need:.2f} GiB "
+            f"for D = {dim}, {vectors} vector(s) per batch and {num_left} left operator(s)"
+        )
+    return int(min(num_moments, b))
+
+
+def _check_num_moments(num_moments) -> int:
+    if isinstance(num_moments, bool) or int(num_moments) != num_moments or num_moments < 2:
+        raise ValueError(f"num_moments must be an integer >= 2, got {num_moments!r}")
+    return int(num_moments)
+
+
+def _trace_plan(trace, dim: int):
+    """``("exact", D)`` or ``("stochastic", R)`` from the ``trace`` argument."""
+    if isinstance(trace, str):
+        if trace != "exact":
+            raise ValueError(f"trace must be 'exact' or a number of random vectors >= 1, got {trace!r}")
+        return "exact", dim
+    if isinstance(trace, bool) or int(trace) != trace or trace < 1:
+        raise ValueError(f"trace must be 'exact' or a number of random vectors >= 1, got {trace!r}")
+    return "stochastic", int(trace)
+
+
+def _basis_rows(dim: int, start: int, stop: int, dtype) -> np.ndarray:
+    rows = np.zeros((stop - start, dim), dtype=dtype)
+    rows[np.arange(stop - start), np.arange(start, stop)] = 1.0
+    return rows
+
+
+# ----------------------------------------------------------------------------- 2D engine
+class _KuboEngine:
+    """Blocked 2D moments of one Hamiltonian for a batch of start vectors."""
+
+    def __init__(self, op: RescaledOperator, left_dagger, right, num_moments: int, block_size: int):
+        self.op = op
+        self.be = op.backend
+        self.xp = op.backend.xp
+        self.left_dagger = left_dagger  # A† on the backend
+        self.right = right  # B on the backend
+        self.N = num_moments
+        self.b = block_size
+        self.time_spmv = 0.0
+        self.time_gemm = 0.0
+
+    def _apply(self, M, rows):
+        return self.xp.ascontiguousarray((M @ rows.T).T)
+
+    def run(self, start, hermitian_blocks: bool):
+        """μ per start vector, (R, n_left, N, N) on the backend: Σ over D, not divided by D.
+
+        ``hermitian_blocks``: compute only blocks J ≥ I (the caller fills the
+        rest by Hermitian conjugation after summing over an exact basis).
+        """
+        xp, be = self.xp, self.be
+        R = start.shape[0]
+        nA = len(self.left_dagger)
+        mu = xp.zeros((R, nA, self.N, self.N), dtype=np.complex128)
+        t = be.timer()
+        chain_x = ChebyshevChain(self.op, start, self.N, self.b)
+        chain_y = ChebyshevChain(self.op, self._apply(self.right, start), self.N, self.b)
+        self.time_spmv += be.timer() - t
+        for I in range(chain_x.num_blocks):
+            m0, m1 = chain_x.block_range(I)
+            t = be.timer()
+            X = chain_x.block(I)
+            Z = [xp.stack([self._apply(Ad, X[r]) for r in range(R)]) for Ad in self.left_dagger]
+            del X
+            self.time_spmv += be.timer() - t
+            for J in range(I if hermitian_blocks else 0, chain_y.num_blocks):
+                n0, n1 = chain_y.block_range(J)
+                t = be.timer()
+                Y = chain_y.block(J)
+                t2 = be.timer()
+                self.time_spmv += t2 - t
+                for k in range(nA):
+                    for r in range(R):
+                        mu[r, k, n0:n1, m0:m1] = be.conj_gemm(Z[k][r], Y[r]).T
+                self.time_gemm += be.timer() - t2
+        return mu
+
+
+def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int = 256, trace="exact",
+                 seed: int = 0, block_size: int | None = None, *, realisation: int | None = None,
+                 vectors=None, vectors_per_batch: int | None = None, backend=None,
+                 dtype=np.complex128, bounds=None, scaling: Rescaling | None = None,
+                 memory_budget: int | None = None, progress: bool = True) -> Moments:
+    r"""2D Chebyshev moments ``μ_nm^{A,B} = Tr[A T_n(H̃) B T_m(H̃)]/D`` of a real-space system.
+
+    Parameters
+    ----------
+    system : a System (``.hamiltonian``, ``.operator(name)``, ``.area``, ``.num_orbitals``).
+    left : operator names ("sx", "sy", "sz", "jx", "jy") or sparse matrices (D, D); one μ each.
+    right : the right operator B shared by all (default the current "jx", eV·nm).
+    num_moments : N ≥ 2.
+    trace : "exact" (all D basis vectors) or R, a number of random-phase vectors.
+    seed : run seed; vector v of realisation r is keyed by (seed, r, v).
+    block_size : orders per Chebyshev block (default: from ``memory_budget``).
+    realisation : disorder realisation id used to key the vectors (default: the
+        system's own, ``system.parameters['realisation']``, else 0).
+    vectors : explicit vector ids (default 0..R−1) — how MPI tasks share work.
+    vectors_per_batch : random vectors propagated together (SpMM width).
+    backend : "cpu", "gpu", "auto" or a Backend.
+    dtype : complex128 (default) or complex64 for the recursion and GEMM; μ is
+        accumulated in complex128.
+    bounds / scaling : spectral bounds (E_min, E_max) by hand, or a ready Rescaling.
+    memory_budget : bytes the Chebyshev blocks may use (default: half the free memory).
+    """
+    be = get_backend(backend)
+    xp = be.xp
+    N = _check_num_moments(num_moments)
+    H = scipy.sparse.csr_matrix(system.hamiltonian)
+    D = H.shape[0]
+    kind, R = _trace_plan(trace, D)
+    seed = check_seed(seed)
+    if isinstance(left, (str,)) or scipy.sparse.issparse(left):
+        left = (left,)
+    left_named = [resolve_operator(system, op, D) for op in left]
+    right_name, B = resolve_operator(system, right, D)
+    if not left_named:
+        raise ValueError("left must name at least one operator")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.complex128, np.complex64):
+        raise ValueError(f"dtype must be complex128 or complex64, got {dtype}")
+    if block_size is not None and (int(block_size) != block_size or block_size < 1):
+        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    params = dict(getattr(system, "parameters", {}) or {})
+    if realisation is None:
+        realisation = int(params.get("realisation", 0))
+    if kind == "stochastic":
+        vector_ids = list(range(R)) if vectors is None else [int(v) for v in vectors]
+        if len(vector_ids) != R:
+            raise ValueError(f"vectors lists {len(vector_ids)} ids but trace asks for {R}")
+    else:
+        vector_ids = [-1]
+
+    t_start = time.perf_counter()
+    scale = scaling or rescaling(H, bounds=bounds, backend=be)
+    op = RescaledOperator(H, scale, be, dtype=dtype)
+    left_dagger = [be.csr(A.conj().T, dtype=dtype) for _, A in left_named]
+    hermitian = all(_is_hermitian(A) for _, A in left_named) and _is_hermitian(B)
+
+    batch = vectors_per_batch or (min(32, D) if kind == "exact" else min(4, R))
+    budget = memory_budget or int(DEFAULT_MEMORY_FRACTION * be.free_memory())
+    b = int(block_size) if block_size else choose_block_size(N, D, batch, len(left_named),
+                                                             dtype.itemsize, budget)
+    b = min(b, N)
+    engine = _KuboEngine(op, left_dagger, be.csr(B, dtype=dtype), N, b)
+
+    starts = (list(range(0, D, batch)) if kind == "exact" else list(range(0, R, batch)))
+    bar = Progress(len(starts), "kubo moments", "batches", enabled=progress)
+    if kind == "exact":
+        total = xp.zeros((len(left_named), N, N), dtype=np.complex128)
+        for s0 in starts:
+            s1 = min(s0 + batch, D)
+            start = be.asarray(_basis_rows(D, s0, s1, dtype))
+            total += engine.run(start, hermitian_blocks=hermitian).sum(axis=0)
+            bar.advance()
+        mu = be.to_host(total)
+        if hermitian:
+            nb = math.ceil(N / b)
+            for I in range(nb):
+                for J in range(I):
+                    i0, i1, j0, j1 = I * b, min((I + 1) * b, N), J * b, min((J + 1) * b, N)
+                    mu[:, j0:j1, i0:i1] = np.conj(np.swapaxes(mu[:, i0:i1, j0:j1], 1, 2))
+        samples = (mu / D)[None]
+        sample_vectors = np.array([-1])
+    else:
+        samples = np.empty((R, len(left_named), N, N), dtype=np.complex128)
+        for s0 in starts:
+            ids = vector_ids[s0:s0 + batch]
+            start = be.asarray(random_phase_vectors(D, seed, realisation, ids, dtype=dtype).T.copy())
+            samples[s0:s0 + len(ids)] = be.to_host(engine.run(start, hermitian_blocks=False)) / D
+            bar.advance()
+        sample_vectors = np.array(vector_ids)
+    wall = time.perf_counter() - t_start
+
+    provenance = dict(
+        be.device_info(),
+        gpukpm=__version__,
+        dtype=str(dtype),
+        block_size=b,
+        vectors_per_batch=batch,
+        spmv_count=op.spmv_count,
+        nnz=op.nnz,
+        time_total=wall,
+        time_spmv=engine.time_spmv,
+        time_gemm=engine.time_gemm,
+    )
+    return Moments(
+        mu_samples=samples,
+        a=scale.a, b=scale.b, emin=scale.emin, emax=scale.emax, epsilon=scale.epsilon,
+        num_orbitals=float(D), area=float(system.area),
+        left=tuple(name for name, _ in left_named), right=right_name,
+        trace=kind, seed=seed,
+        sample_realisations=np.full(samples.shape[0], realisation),
+        sample_vectors=sample_vectors,
+        hermitian=hermitian, parameters=params, provenance=provenance,
+    )
+
+
+# ----------------------------------------------------------------------------- 1D moments
+def dos_moments(system, num_moments: int = 256, trace="exact", seed: int = 0, *, operator=None,
+                realisation: int | None = None, vectors_per_batch: int | None = None, backend=None,
+                dtype=np.complex128, bounds=None, scaling: Rescaling | None = None,
+                progress: bool = True) -> Moments:
+    r"""1D moments ``μ_n = Tr[A T_n(H̃)]/D`` (A = 1 by default: the density of states).
+
+    For A = 1 each Chebyshev step gives two moments,
+    ``μ_{2n} = 2⟨T_n|T_n⟩ − μ_0`` and ``μ_{2n+1} = 2⟨T_{n+1}|T_n⟩ − μ_1``,
+    so N moments cost ⌈N/2⌉ products.  Returns one sample per random vector
+    (``mu_samples`` shaped (S, 1, N)).
+    """
+    be = get_backend(backend)
+    xp = be.xp
+    N = _check_num_moments(num_moments)
+    H = scipy.sparse.csr_matrix(system.hamiltonian)
+    D = H.shape[0]
+    kind, R = _trace_plan(trace, D)
+    seed = check_seed(seed)
+    params = dict(getattr(system, "parameters", {}) or {})
+    if realisation is None:
+        realisation = int(params.get("realisation", 0))
+    dtype = np.dtype(dtype)
+    t_start = time.perf_counter()
+    scale = scaling or rescaling(H, bounds=bounds, backend=be)
+    op = RescaledOperator(H, scale, be, dtype=dtype)
+    name, A = ("identity", None) if operator is None else resolve_operator(system, operator, D)
+    A_dag = None if A is None else be.csr(A.conj().T, dtype=dtype)
+
+    batch = vectors_per_batch or min(64 if kind == "exact" else 8, R)
+    starts = list(range(0, R, batch))
+    per_vector = []
+    bar = Progress(len(starts), "dos moments", "batches", enabled=progress)
+    for s0 in starts:
+        s1 = min(s0 + batch, R)
+        rows = (_basis_rows(D, s0, s1, dtype) if kind == "exact"
+                else random_phase_vectors(D, seed, realisation, range(s0, s1), dtype=dtype).T.copy())
+        v = be.asarray(rows)
+        per_vector.append(be.to_host(_chebyshev_1d(op, v, A_dag, N)))
+        bar.advance()
+    mu = np.concatenate(per_vector, axis=0) / D  # (R, N)
+    if kind == "exact":
+        mu = mu.sum(axis=0, keepdims=True)
+    samples = mu[:, None, :].astype(np.complex128)
+    provenance = dict(be.device_info(), gpukpm=__version__, dtype=str(dtype), spmv_count=op.spmv_count,
+                      nnz=op.nnz, time_total=time.perf_counter() - t_start)
+    return Moments(
+        mu_samples=samples, a=scale.a, b=scale.b, emin=scale.emin, emax=scale.emax, epsilon=scale.epsilon,
+        num_orbitals=float(D), area=float(system.area), left=(name,), right=None, trace=kind, seed=seed,
+        sample_realisations=np.full(samples.shape[0], realisation),
+        sample_vectors=np.arange(samples.shape[0]) if kind == "stochastic" else np.array([-1]),
+        hermitian=True, parameters=params, provenance=provenance,
+    )
+
+
+def _chebyshev_1d(op: RescaledOperator, v, A_dag, N: int):
+    """Per-row ⟨A†v|T_n v⟩ for n < N (doubling trick when A = 1)."""
+    xp = op.backend.xp
+    R = v.shape[0]
+    out = xp.zeros((R, N), dtype=np.complex128)
+    left = v if A_dag is None else xp.ascontiguousarray((A_dag @ v.T).T)
+
+    def dot(p, q):
+        return xp.sum(xp.conj(p) * q, axis=1)
+
+    prev, cur = v.copy(), op.first(v)
+    if A_dag is None:
+        mu0, mu1 = dot(v, v), dot(v, cur)
+        out[:, 0], out[:, 1] = mu0, mu1
+        n = 1  # cur = T_n, prev = T_{n−1}
+        while 2 * n < N:
+            out[:, 2 * n] = 2 * dot(cur, cur) - mu0
+            if 2 * n + 1 < N:
+                op.step(cur, prev)  # prev ← T_{n+1}
+                out[:, 2 * n + 1] = 2 * dot(prev, cur) - mu1
+                prev, cur = cur, prev
+            n += 1
+    else:
+        out[:, 0], out[:, 1] = dot(left, v), dot(left, cur)
+        for n in range(2, N):
+            op.step(cur, prev)
+            prev, cur = cur, prev
+            out[:, n] = dot(left, cur)
+    _check_recursion_norm(op, v, cur, N - 1)
+    return out
+
+
+def _check_recursion_norm(op: RescaledOperator, v, last, order: int) -> None:
+    """‖T_n(H̃)v‖ ≤ ‖v‖ holds for a spectrum in [−1, 1]; growth means a leak."""
+    from .spectrum import SpectrumLeakError
+
+    xp = op.backend.xp
+    ratio = float((xp.linalg.norm(last, axis=1) / xp.linalg.norm(v, axis=1)).max())
+    if not math.isfinite(ratio) or ratio > 1.0 + 1e-6:
+        raise SpectrumLeakError(
+            f"‖T_{order}(H̃)v‖/‖v‖ = {ratio:.6g} > 1: the spectrum of H̃ = (H − b)/a leaks outside "
+            f"[−1, 1] (a = {op.scaling.a:.6g} eV, b = {op.scaling.b:.6g} eV); widen the bounds"
+        )

@@ -1,0 +1,119 @@
+r"""Spectral bounds and the KPM rescaling ``H̃ = (H − b)/a``.
+
+The Chebyshev recursion is stable only when the spectrum of ``H̃`` lies inside
+[−1, 1].  Bounds come from a Lanczos estimate on the active backend (extreme
+Ritz values lie inside the spectrum, so they are padded by the Ritz residual
+and a fraction of the width) or from Gershgorin discs (rigorous, looser).
+The rescaling then puts the padded interval on ``[−1 + ε, 1 − ε]``:
+
+    a = (E_max − E_min) / (2 − 2ε),   b = (E_max + E_min)/2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse
+
+from .backend import get_backend
+
+__all__ = ["Rescaling", "lanczos_bounds", "gershgorin_bounds", "rescaling", "SpectrumLeakError"]
+
+DEFAULT_EPSILON = 0.01
+
+
+class SpectrumLeakError(RuntimeError):
+    """The rescaled spectrum is not inside [−1, 1]: the recursion diverges."""
+
+
+@dataclass(frozen=True)
+class Rescaling:
+    """``H̃ = (H − b)/a`` with the estimated spectral edges (eV)."""
+
+    a: float
+    b: float
+    emin: float  # estimated lowest eigenvalue (unpadded)
+    emax: float  # estimated highest eigenvalue (unpadded)
+    epsilon: float = DEFAULT_EPSILON
+
+    def to_rescaled(self, energies):
+        return (np.asarray(energies, dtype=float) - self.b) / self.a
+
+    def from_rescaled(self, x):
+        return self.a * np.asarray(x, dtype=float) + self.b
+
+
+def gershgorin_bounds(hamiltonian) -> tuple[float, float]:
+    """Rigorous bounds ``min_i (H_ii − R_i), max_i (H_ii + R_i)``, R_i = Σ_{j≠i} |H_ij| (eV)."""
+    H = scipy.sparse.csr_matrix(hamiltonian)
+    diag = H.diagonal().real
+    radius = np.asarray(abs(H).sum(axis=1)).ravel() - np.abs(H.diagonal())
+    return float((diag - radius).min()), float((diag + radius).max())
+
+
+def lanczos_bounds(hamiltonian, steps: int = 80, backend=None, seed: int = 20240229) -> tuple[float, float, float]:
+    """Extreme Ritz values of ``steps`` Lanczos iterations and the larger residual (eV).
+
+    No reorthogonalisation: ghost copies do not move the extreme Ritz values.
+    Returns ``(θ_min, θ_max, residual)``; the true edges lie within
+    ``residual`` outside [θ_min, θ_max] once the extreme Ritz pairs converge.
+    """
+    be = get_backend(backend)
+    xp = be.xp
+    H = be.csr(hamiltonian)
+    dim = H.shape[0]
+    steps = int(min(steps, dim))
+    rng = np.random.default_rng(seed)
+    v = be.asarray(rng.standard_normal(dim) + 1j * rng.standard_normal(dim))
+    v /= xp.linalg.norm(v)
+    v_prev = xp.zeros_like(v)
+    alphas, betas = [], []
+    beta = 0.0
+    for _ in range(steps):
+        w = H @ v - beta * v_prev
+        alpha = float(xp.vdot(v, w).real)
+        w -= alpha * v
+        beta = float(xp.linalg.norm(w))
+        alphas.append(alpha)
+        betas.append(beta)
+        if beta < 1e-12 * max(1.0, abs(alpha)):
+            break
+        v_prev, v = v, w / beta
+    T = np.diag(alphas) + np.diag(betas[:-1], 1) + np.diag(betas[:-1], -1)
+    theta, s = np.linalg.eigh(T)
+    residuals = abs(betas[-1] * s[-1, :])
+    return float(theta[0]), float(theta[-1]), float(max(residuals[0], residuals[-1]))
+
+
+def rescaling(hamiltonian, bounds=None, method: str = "lanczos", epsilon: float = DEFAULT_EPSILON,
+              pad: float = 0.01, backend=None) -> Rescaling:
+    """The rescaling (a, b) for a Hamiltonian.
+
+    ``bounds``: (E_min, E_max) given by hand (eV) — used as they are;
+    otherwise ``method`` ``"lanczos"`` (padded by the Ritz residual plus
+    ``pad`` × width) or ``"gershgorin"``.  ``epsilon`` is the margin kept
+    inside [−1, 1].
+    """
+    if not (0 < epsilon < 0.5):
+        raise ValueError(f"epsilon must be in (0, 0.5), got {epsilon!r}")
+    if bounds is not None:
+        emin, emax = (float(v) for v in bounds)
+        if not (np.isfinite(emin) and np.isfinite(emax) and emax > emin):
+            raise ValueError(f"bounds must be finite with E_max > E_min, got {bounds!r}")
+        lo, hi = emin, emax
+    elif method == "gershgorin":
+        emin, emax = gershgorin_bounds(hamiltonian)
+        lo, hi = emin, emax
+    elif method == "lanczos":
+        emin, emax, res = lanczos_bounds(hamiltonian, backend=backend)
+        width = max(emax - emin, 1e-12)
+        lo, hi = emin - res - pad * width, emax + res + pad * width
+        g_lo, g_hi = gershgorin_bounds(hamiltonian)
+        lo, hi = max(lo, g_lo), min(hi, g_hi)  # Gershgorin is rigorous: never pad beyond it
+    else:
+        raise ValueError(f"method must be 'lanczos' or 'gershgorin', got {method!r}")
+    if hi <= lo:
+        hi, lo = lo + 1.0, lo - 1.0  # a scalar spectrum: any interval around it
+    a = (hi - lo) / (2.0 - 2.0 * epsilon)
+    b = (hi + lo) / 2.0
+    return Rescaling(a=float(a), b=float(b), emin=float(emin), emax=float(emax), epsilon=float(epsilon))

@@ -1,0 +1,411 @@
+"""Decomposition of the current-induced spin density into spin-orbit torques.
+
+Pure NumPy on host arrays; no engine dependency.  Conventions follow
+``CONVENTIONS.md`` ("Torque decomposition"), i.e. the paper's Eqs. (1)–(2)
+plus the torque-less term of its Eq. (14d).
+
+The model
+---------
+With the field along x̂ (``Ê = x̂``) the spin-orbit field is
+``H_SOC = ẑ × Ê = ŷ`` and, for a magnetisation ``m̂`` of polar angle θ and
+azimuth φ (measured from ``Ê``),
+
+    S(m̂) = χ_FL (1 − ξ_FL sin²θ) ŷ − χ_DL m̂ × ŷ
+           − (χ_∥ cos φ + χ_⊥ cos θ sin φ) sin θ ẑ − χ_tl (m̂·ŷ) m̂ .
+
+``S`` is the response per unit field (spin density per area for ``E = 1``
+V/nm), so every χ is in (V·nm)⁻¹ and ξ_FL is dimensionless.  The model is
+linear in ``p = (χ_FL, χ_FL ξ_FL, χ_DL, χ_∥, χ_⊥, χ_tl)``
+(:data:`PARAMETERS`).  With ``cos θ = m_z``, ``sin θ cos φ = m_x``,
+``sin θ sin φ = m_y`` (exact at the poles, no angles are computed) and
+``m̂ × ŷ = (−m_z, 0, m_x)`` the three components are
+
+    S_x =  χ_DL m_z                                   − χ_tl m_x m_y
+    S_y =  χ_FL − (χ_FL ξ_FL)(m_x² + m_y²)            − χ_tl m_y²
+    S_z = −χ_DL m_x − χ_∥ m_x − χ_⊥ m_y m_z           − χ_tl m_y m_z
+
+which is the design matrix of :func:`design_matrix`, rows (x, y, z) and
+columns in the order of :data:`PARAMETERS`.  Under ``m̂ → −m̂`` the χ_DL and
+χ_∥ columns are odd and all others even.
+
+Sampling
+--------
+:func:`magnetizations` gives the paper's sampling of order M: ``2^M + 1``
+polar angles evenly spaced in [0, π] and ``2M`` azimuths evenly spaced in
+[0, 2π); the poles count once, leaving ``2 + (2^M − 1)·2M`` vectors (14 for
+M = 2).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = [
+    "PARAMETERS",
+    "KEYS",
+    "UNIT_TOLERANCE",
+    "TorqueFit",
+    "magnetization_angles",
+    "magnetizations",
+    "design_matrix",
+    "spin_density",
+    "fit",
+    "save_csv",
+]
+
+#: Linear parameters of the fit, the columns of :func:`design_matrix`.
+PARAMETERS = ("chi_FL", "chi_FL_xi_FL", "chi_DL", "chi_par", "chi_perp", "chi_torqueless")
+#: Physical parameters reported by :func:`fit` and taken by :func:`spin_density`.
+KEYS = ("chi_FL", "xi_FL", "chi_DL", "chi_par", "chi_perp", "chi_torqueless")
+#: Largest allowed ``| ‖m̂‖ − 1 |``.
+UNIT_TOLERANCE = 1e-8
+
+_N_PARAMS = len(PARAMETERS)
+
+
+def _check_order(order) -> int:
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
+        raise ValueError(f"order must be an integer >= 1, got {order!r}")
+    return int(order)
+
+
+def magnetization_angles(order: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Polar angles θ and azimuths φ (radians) of the sampling of order M.
+
+    θ takes the ``2^M + 1`` values ``kπ/2^M`` (k = 0 … 2^M) and φ the ``2M``
+    values ``jπ/M`` (j = 0 … 2M − 1), φ measured from the field ``E ∥ x̂``.
+    The poles count once.  Order: north pole (θ = 0, φ = 0) first, then θ
+    ascending and, within each θ, φ ascending, south pole (θ = π, φ = 0) last;
+    ``2 + (2^M − 1)·2M`` entries.  Returns ``(theta, phi)``, two 1-D arrays.
+    """
+    order = _check_order(order)
+    n_theta = 2**order + 1
+    interior = np.pi * np.arange(1, n_theta - 1) / (n_theta - 1)
+    azimuths = np.pi * np.arange(2 * order) / order
+    theta = np.concatenate(([0.0], np.repeat(interior, azimuths.size), [np.pi]))
+    phi = np.concatenate(([0.0], np.tile(azimuths, interior.size), [0.0]))
+    return theta, phi
+
+
+def magnetizations(order: int = 2) -> np.ndarray:
+    """Unit vectors ``m̂ = (sin θ cos φ, sin θ sin φ, cos θ)`` of the sampling.
+
+    Shape ``(2 + (2^M − 1)·2M, 3)``, in the order of
+    :func:`magnetization_angles`.  Components that vanish analytically
+    (round-off below 1e-15, e.g. ``cos(π/2)``) are exactly 0, so the poles are
+    ``(0, 0, ±1)`` and θ = φ = π/2 gives ``(0, 1, 0)``.  M = 1 gives 4 vectors,
+    too few for :func:`fit` (6 parameters); M = 2 gives the paper's 14.
+    """
+    theta, phi = magnetization_angles(order)
+    m = np.stack((np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)), axis=-1)
+    m[np.abs(m) < 1e-15] = 0.0
+    return m
+
+
+def _check_magnetizations(magnetizations, min_count: int = 1) -> np.ndarray:
+    m = np.asarray(magnetizations)
+    if m.ndim != 2 or m.shape[1] != 3 or m.shape[0] < min_count:
+        raise ValueError(
+            f"magnetizations must have shape (n_configurations, 3) with n_configurations >= {min_count}, "
+            f"got shape {m.shape}"
+        )
+    if not (np.issubdtype(m.dtype, np.floating) or np.issubdtype(m.dtype, np.integer)):
+        raise ValueError(f"magnetizations must be real numbers, got dtype {m.dtype}")
+    m = m.astype(np.float64)
+    if not np.all(np.isfinite(m)):
+        raise ValueError("magnetizations must be finite (no NaN or inf)")
+    deviation = np.abs(np.linalg.norm(m, axis=1) - 1.0)
+    if np.any(deviation > UNIT_TOLERANCE):
+        worst = int(np.argmax(deviation))
+        raise ValueError(
+            f"magnetizations must be unit vectors (| |m| - 1 | <= {UNIT_TOLERANCE:g}); "
+            f"row {worst} has |m| - 1 = {np.linalg.norm(m[worst]) - 1.0:.3g}"
+        )
+    return m
+
+
+def design_matrix(magnetizations) -> np.ndarray:
+    """Design matrix ``A`` of the decomposition, shape ``(n_configurations, 3, 6)``.
+
+    ``S[i, c] = Σ_k A[i, c, k] p[k]`` with ``c`` the Cartesian component
+    (x, y, z) and ``p`` ordered as :data:`PARAMETERS`; see the module
+    docstring for the entries.  ``magnetizations``: unit vectors, shape
+    ``(n, 3)``.
+    """
+    m = _check_magnetizations(magnetizations)
+    mx, my, mz = m.T
+    zero = np.zeros_like(mx)
+    one = np.ones_like(mx)
+    #                  chi_FL  chi_FL*xi_FL     chi_DL  chi_par  chi_perp   chi_tl
+    row_x = np.stack((zero, zero, mz, zero, zero, -mx * my), axis=-1)
+    row_y = np.stack((one, -(mx**2 + my**2), zero, zero, zero, -(my**2)), axis=-1)
+    row_z = np.stack((zero, zero, -mx, -mx, -my * mz, -my * mz), axis=-1)
+    return np.stack((row_x, row_y, row_z), axis=1)
+
+
+def spin_density(magnetizations, chi: Mapping) -> np.ndarray:
+    """Forward model: ``S(m̂; ε)`` for given χ's, shape ``(n_configurations, 3, n_energies)``.
+
+    ``chi`` maps each of :data:`KEYS` (``chi_FL``, ``xi_FL``, ``chi_DL``,
+    ``chi_par``, ``chi_perp``, ``chi_torqueless``) to a scalar or a 1-D array
+    over energies (broadcast together; scalars give one energy).  χ's in
+    (V·nm)⁻¹ give ``S`` per unit field (nm⁻² per V/nm); ξ_FL is dimensionless.
+    A :class:`TorqueFit` is evaluated from its linear parameters
+    :attr:`TorqueFit.params` (defined also where χ_FL = 0 and ξ_FL is NaN).
+    """
+    m = _check_magnetizations(magnetizations)
+    if isinstance(chi, TorqueFit):
+        return np.einsum("ick,ek->ice", design_matrix(m), chi.params)
+    if not isinstance(chi, Mapping):
+        raise ValueError(f"chi must be a mapping with keys {KEYS}, got {type(chi).__name__}")
+    missing = [k for k in KEYS if k not in chi]
+    unknown = [k for k in chi if k not in KEYS]
+    if missing or unknown:
+        raise ValueError(f"chi must have exactly the keys {KEYS}; missing {missing}, unknown {unknown}")
+    try:
+        values = np.broadcast_arrays(*(np.atleast_1d(np.asarray(chi[k], dtype=np.float64)) for k in KEYS))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"chi values must be real scalars or 1-D arrays of one common length ({exc})") from None
+    if values[0].ndim != 1:
+        raise ValueError(f"chi values must be scalars or 1-D arrays over energies, got shape {values[0].shape}")
+    chi_fl, xi_fl, chi_dl, chi_par, chi_perp, chi_tl = values
+    p = np.stack((chi_fl, chi_fl * xi_fl, chi_dl, chi_par, chi_perp, chi_tl), axis=-1)
+    if not np.all(np.isfinite(p)):
+        raise ValueError("chi values must be finite (no NaN or inf)")
+    return np.einsum("ick,ek->ice", design_matrix(m), p)
+
+
+class TorqueFit(dict):
+    """Result of :func:`fit`: a dict of the physical parameters over energies.
+
+    Items (1-D arrays over energies): ``chi_FL``, ``xi_FL``, ``chi_DL``,
+    ``chi_par``, ``chi_perp``, ``chi_torqueless`` (χ's in (V·nm)⁻¹ when S is
+    per unit field; ξ_FL = (χ_FL ξ_FL)/χ_FL, dimensionless, NaN where
+    χ_FL = 0).
+
+    Attributes
+    ----------
+    stderr : dict
+        Standard errors under the same keys, from :attr:`covariance`; that of
+        ξ_FL propagated to first order,
+        ``σ_ξ² = (C₁₁ − 2ξ C₀₁ + ξ² C₀₀)/χ_FL²`` (indices of
+        :data:`PARAMETERS`), NaN where χ_FL = 0.
+    params : ndarray, (n_energies, 6)
+        The linear parameters ``p`` in the order of :data:`PARAMETERS`.
+    covariance : ndarray, (n_energies, 6, 6)
+        Covariance of ``p``.
+    relative_residual : ndarray, (n_energies,)
+        ``‖S − S_fit‖ / ‖S‖`` over all configurations and components
+        (unweighted; 0 where S = 0).  Large where the second-order expansion
+        does not hold or a symmetry assumed by the basis is broken.
+    chi2_per_dof : ndarray (n_energies,) or None
+        ``Σ ((S − S_fit)/stderr)² / dof`` when ``stderr`` was given, else None.
+    dof : int
+        Degrees of freedom, ``3·n_configurations − 6``.
+    weighted : bool
+        Whether ``stderr`` was given.
+    """
+
+    def __init__(self, values, stderr, params, covariance, relative_residual, chi2_per_dof, dof, weighted):
+        super().__init__(values)
+        self.stderr = stderr
+        self.params = params
+        self.covariance = covariance
+        self.relative_residual = relative_residual
+        self.chi2_per_dof = chi2_per_dof
+        self.dof = dof
+        self.weighted = weighted
+
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        """Plain 1-D arrays for saving, in column order.
+
+        ``{key, key + "_stderr"}`` for each of :data:`KEYS`, then
+        ``relative_residual`` and, for a weighted fit, ``chi2_per_dof``.
+        """
+        out = {}
+        for key in KEYS:
+            out[key] = np.asarray(self[key])
+            out[key + "_stderr"] = np.asarray(self.stderr[key])
+        out["relative_residual"] = np.asarray(self.relative_residual)
+        if self.chi2_per_dof is not None:
+            out["chi2_per_dof"] = np.asarray(self.chi2_per_dof)
+        return out
+
+
+def _check_data(S, stderr, n_configurations: int):
+    expected = f"(n_configurations, 3, n_energies) = ({n_configurations}, 3, n_energies >= 1)"
+    s = np.asarray(S)
+    if s.ndim != 3 or s.shape[:2] != (n_configurations, 3) or s.shape[2] < 1:
+        raise ValueError(f"S must have shape {expected}, got {s.shape}")
+    if not (np.issubdtype(s.dtype, np.floating) or np.issubdtype(s.dtype, np.integer)):
+        raise ValueError(f"S must be real, got dtype {s.dtype}")
+    s = s.astype(np.float64)
+    if not np.all(np.isfinite(s)):
+        raise ValueError("S must be finite (no NaN or inf)")
+    if stderr is None:
+        return s, None
+    e = np.asarray(stderr)
+    if e.shape != s.shape:
+        raise ValueError(f"stderr must have the shape of S, {s.shape}, got {e.shape}")
+    if not (np.issubdtype(e.dtype, np.floating) or np.issubdtype(e.dtype, np.integer)):
+        raise ValueError(f"stderr must be real, got dtype {e.dtype}")
+    e = e.astype(np.float64)
+    if not np.all(np.isfinite(e)):
+        raise ValueError("stderr must be finite (no NaN or inf)")
+    if np.any(e <= 0):
+        raise ValueError(
+            f"stderr must be > 0 everywhere (weights are 1/stderr^2); {int(np.sum(e <= 0))} entries are <= 0 "
+            "(fit exact data with stderr=None)"
+        )
+    return s, e
+
+
+def _canonical_order(m, s, e) -> np.ndarray:
+    """Permutation sorting the configurations by (m_x, m_y, m_z), ties by their data.
+
+    Applying it makes :func:`fit` bitwise independent of the caller's order.
+    """
+    n = m.shape[0]
+    keys = [s.reshape(n, -1).T]
+    if e is not None:
+        keys.insert(0, e.reshape(n, -1).T)
+    keys.append(m[:, ::-1].T)  # np.lexsort: last key is primary -> m_x, then m_y, then m_z
+    return np.lexsort(np.concatenate(keys, axis=0))
+
+
+def fit(magnetizations, S, stderr=None) -> TorqueFit:
+    """Least-squares decomposition of ``S(m̂; ε_F)`` onto the torque basis.
+
+    Parameters
+    ----------
+    magnetizations : array (n, 3)
+        Unit vectors m̂ (``| ‖m̂‖ − 1 | ≤ 1e-8``), n ≥ 6, spanning the basis
+        (e.g. :func:`magnetizations` with order ≥ 2).  Any order; the result is
+        bitwise the same for every permutation of the configurations (they are
+        sorted internally).
+    S : array (n, 3, n_energies)
+        Spin density per unit field along x̂ (nm⁻² per V/nm), components
+        (x, y, z).
+    stderr : array like S, optional
+        Standard errors of S (> 0).  Then each energy is an independent
+        weighted fit with weights ``1/stderr²`` and the covariance is
+        ``(Aᵀ W A)⁻¹`` (absolute errors, not rescaled by χ²).  Without it the
+        fit is unweighted and the covariance is ``σ̂² (AᵀA)⁻¹`` with the
+        residual variance ``σ̂² = ‖S − S_fit‖² / dof``, ``dof = 3n − 6``
+        (equal, unknown errors on every entry).
+
+    Returns
+    -------
+    TorqueFit
+        Dict of ``chi_FL``, ``xi_FL``, ``chi_DL``, ``chi_par``, ``chi_perp``,
+        ``chi_torqueless`` over energies, with ``stderr``, ``covariance``,
+        ``relative_residual``, ``chi2_per_dof`` … attributes.
+
+    Each energy is solved by a (batched) SVD of the weighted design matrix
+    ``W^{1/2} A``, so energies with different weights are fitted exactly as
+    separate fits would be.
+    """
+    m = _check_magnetizations(magnetizations, min_count=_N_PARAMS)
+    s, e = _check_data(S, stderr, m.shape[0])
+    a = design_matrix(m)
+    singular = np.linalg.svd(a.reshape(-1, _N_PARAMS), compute_uv=False)
+    if singular[-1] <= singular[0] * a.size * np.finfo(float).eps:
+        raise ValueError(
+            "magnetizations do not determine all six parameters (design matrix of rank < 6); "
+            "use e.g. magnetizations(order >= 2)"
+        )
+
+    perm = _canonical_order(m, s, e)
+    a, s = a[perm], s[perm]
+    n_rows = 3 * m.shape[0]
+    dof = n_rows - _N_PARAMS
+    b = s.reshape(n_rows, -1).T  # (n_energies, 3n)
+    a_rows = a.reshape(n_rows, _N_PARAMS)
+    if e is None:
+        sqrt_w = np.ones((1, n_rows))
+    else:
+        sqrt_w = 1.0 / e[perm].reshape(n_rows, -1).T  # (n_energies, 3n)
+    aw = sqrt_w[:, :, None] * a_rows  # (1 or n_energies, 3n, 6)
+    u, sv, vt = np.linalg.svd(aw, full_matrices=False)
+    v = np.swapaxes(vt, -1, -2)
+    coeff = (np.swapaxes(u, -1, -2) @ (sqrt_w * b)[:, :, None])[..., 0] / sv
+    p = (v @ coeff[:, :, None])[..., 0]  # (n_energies, 6)
+    cov_unit = (v / sv[:, None, :] ** 2) @ vt  # (A^T W A)^{-1}
+
+    residual = b - p @ a_rows.T
+    weighted_rss = np.sum((sqrt_w * residual) ** 2, axis=1)
+    if e is None:
+        covariance = cov_unit * (weighted_rss / dof)[:, None, None]
+        chi2_per_dof = None
+    else:
+        covariance = cov_unit
+        chi2_per_dof = weighted_rss / dof
+    covariance = np.ascontiguousarray(np.broadcast_to(covariance, (p.shape[0], _N_PARAMS, _N_PARAMS)))
+
+    norm_s = np.linalg.norm(b, axis=1)
+    norm_r = np.linalg.norm(residual, axis=1)
+    relative_residual = np.divide(norm_r, norm_s, out=np.zeros_like(norm_r), where=norm_s > 0)
+
+    err = np.sqrt(np.clip(np.diagonal(covariance, axis1=1, axis2=2), 0.0, None))
+    chi_fl, chi_fl_xi = p[:, 0], p[:, 1]
+    nonzero = chi_fl != 0
+    xi = np.divide(chi_fl_xi, chi_fl, out=np.full_like(chi_fl, np.nan), where=nonzero)
+    var_xi_num = covariance[:, 1, 1] - 2 * xi * covariance[:, 0, 1] + xi**2 * covariance[:, 0, 0]
+    xi_err = np.full_like(chi_fl, np.nan)
+    np.divide(np.sqrt(np.clip(var_xi_num, 0.0, None)), np.abs(chi_fl), out=xi_err, where=nonzero)
+
+    values = {"chi_FL": chi_fl, "xi_FL": xi}
+    errors = {"chi_FL": err[:, 0], "xi_FL": xi_err}
+    for k, key in enumerate(PARAMETERS[2:], start=2):
+        values[key] = p[:, k]
+        errors[key] = err[:, k]
+    return TorqueFit(
+        {k: values[k] for k in KEYS},
+        {k: errors[k] for k in KEYS},
+        params=p,
+        covariance=covariance,
+        relative_residual=relative_residual,
+        chi2_per_dof=chi2_per_dof,
+        dof=dof,
+        weighted=e is not None,
+    )
+
+
+def save_csv(path, energies, fit: TorqueFit) -> None:
+    """Write a fit as CSV, atomically (temporary file in the same folder, then ``os.replace``).
+
+    One header line, then one row per energy with columns ``energy`` (eV),
+    then for each of :data:`KEYS` the value and ``<key>_stderr`` (χ's in
+    (V·nm)⁻¹, ξ_FL dimensionless), ``relative_residual`` and, for a weighted
+    fit, ``chi2_per_dof`` (see :meth:`TorqueFit.as_arrays`).  Values are
+    written with 17 significant digits (exact round trip); NaN as ``nan``.
+    """
+    if not isinstance(fit, TorqueFit):
+        raise ValueError(f"fit must be a TorqueFit returned by gpukpm.torque.fit, got {type(fit).__name__}")
+    columns = fit.as_arrays()
+    n_energies = fit.params.shape[0]
+    energies = np.asarray(energies, dtype=np.float64)
+    if energies.shape != (n_energies,):
+        raise ValueError(f"energies must be a 1-D array of length {n_energies} (one per fitted energy), got shape {energies.shape}")
+    if not np.all(np.isfinite(energies)):
+        raise ValueError("energies must be finite (no NaN or inf)")
+    table = np.column_stack([energies, *columns.values()])
+    header = ",".join(["energy", *columns])
+
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode honours the umask
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            np.savetxt(handle, table, delimiter=",", header=header, comments="", fmt="%.17g")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
