@@ -52,7 +52,7 @@ __all__ = ["Response", "kubo_response", "conductivity", "PARTS", "BOLTZMANN_EV"]
 
 PARTS = ("total", "sea", "surface")
 BOLTZMANN_EV = 8.617333262e-5  # eV/K
-DEFAULT_OVERSAMPLE = 16
+DEFAULT_OVERSAMPLE = 32
 
 
 @dataclass
@@ -259,7 +259,8 @@ def kubo_response(moments: Moments, energies, kernel: str = "jackson", part: str
         right=moments.right, part=part, kernel=kernel, num_moments=N, eta=eta_centre,
         temperature=float(temperature),
         metadata=dict(a=a, b=b, lorentz_lambda=lorentz_lambda, oversample=int(oversample),
-                      trace=moments.trace, num_samples=moments.num_samples),
+                      trace=moments.trace, num_samples=moments.num_samples,
+                      magnetization=moments.parameters.get("magnetization")),
     )
 
 

@@ -34,7 +34,7 @@ from .random import check_seed, random_phase_vectors
 from .spectrum import Rescaling, rescaling
 from .stats import mean_and_stderr
 
-__all__ = ["Moments", "kubo_moments", "dos_moments", "choose_block_size", "resolve_operator"]
+__all__ = ["Moments", "kubo_moments", "dos_moments", "concatenate", "choose_block_size", "resolve_operator"]
 
 DEFAULT_MEMORY_FRACTION = 0.5
 
@@ -437,3 +437,32 @@ def _check_recursion_norm(op: RescaledOperator, v, last, order: int) -> None:
             f"‖T_{order}(H̃)v‖/‖v‖ = {ratio:.6g} > 1: the spectrum of H̃ = (H − b)/a leaks outside "
             f"[−1, 1] (a = {op.scaling.a:.6g} eV, b = {op.scaling.b:.6g} eV); widen the bounds"
         )
+
+
+def concatenate(parts) -> Moments:
+    """One Moments holding the samples of several runs of the same expansion.
+
+    The runs must share a, b, N, operators, trace kind, seed and model
+    parameters other than the realisation; samples keep their realisation
+    and vector ids, in the order given.
+    """
+    parts = list(parts)
+    if not parts:
+        raise ValueError("concatenate needs at least one Moments")
+    first = parts[0]
+    for other in parts[1:]:
+        for key in ("a", "b", "left", "right", "trace", "seed", "num_moments", "epsilon"):
+            if getattr(other, key) != getattr(first, key):
+                raise ValueError(f"cannot combine moments with different {key}: "
+                                 f"{getattr(first, key)!r} vs {getattr(other, key)!r}")
+    samples = np.concatenate([p.mu_samples for p in parts])
+    params = {k: v for k, v in first.parameters.items() if k != "realisation"}
+    params["realisations"] = sorted({int(r) for p in parts for r in p.sample_realisations})
+    return replace(
+        first, mu_samples=samples,
+        emin=min(p.emin for p in parts), emax=max(p.emax for p in parts),
+        sample_realisations=np.concatenate([p.sample_realisations for p in parts]),
+        sample_vectors=np.concatenate([p.sample_vectors for p in parts]),
+        parameters=params,
+        provenance=dict(first.provenance, parts=[p.provenance for p in parts]),
+    )

@@ -1,0 +1,104 @@
+r"""Responses of one system for every magnetisation configuration (input of the torque fit).
+
+What does not depend on m̂ is shared by all configurations, which is what
+makes differences between configurations meaningful:
+
+* the disorder realisation (keyed by (seed, realisation), independent of m̂);
+* the random trace vectors (keyed by (seed, realisation, vector));
+* the rescaling (a, b): the exchange term −(J/2) m̂·s has norm |J|/2, so
+  rotating m̂ moves every eigenvalue by at most |J| (Weyl); bounds of the first
+  configuration padded by |J| hold for all of them.
+
+The result is S_A(m̂; ε_F) for A = s_x, s_y, s_z, shaped
+(configurations, 3, energies), with standard errors, per Kubo part.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backend import get_backend
+from .config import build_model, energy_grid
+from .kubo import kubo_response
+from .moments import concatenate, kubo_moments
+from .progress import Progress
+from .spectrum import Rescaling, rescaling
+from .torque import magnetizations
+
+__all__ = ["ConfigurationResponses", "run_configurations", "SPIN_COMPONENTS"]
+
+SPIN_COMPONENTS = ("sx", "sy", "sz")
+
+
+@dataclass
+class ConfigurationResponses:
+    magnetizations: np.ndarray  # (C, 3)
+    energies: np.ndarray  # (E,)
+    values: dict  # part -> (C, 3, E)
+    stderr: dict  # part -> (C, 3, E)
+    metadata: dict = field(default_factory=dict)
+
+
+def _moments_for(cfg: dict, model, scaling: Rescaling | None, backend):
+    """Moments of one magnetisation: real space (all realisations) or k space."""
+    kpm = cfg["kpm"]
+    common = dict(left=SPIN_COMPONENTS, right="jx", num_moments=kpm["num_moments"], backend=backend)
+    if cfg["system"]["shape"] is not None:
+        parts = []
+        for r in cfg["system"]["realisations"]:
+            system = model.real_space(shape=tuple(cfg["system"]["shape"]), disorder=cfg["system"]["disorder"],
+                                      seed=kpm["seed"], realisation=r)
+            parts.append(kubo_moments(system, trace=kpm["trace"], seed=kpm["seed"], realisation=r,
+                                      block_size=kpm["block_size"], scaling=scaling, dtype=kpm["dtype"],
+                                      vectors_per_batch=kpm["vectors_per_batch"], progress=False, **common))
+        return concatenate(parts)
+    from .kspace import kspace_moments
+
+    ks = cfg["kspace"]
+    return kspace_moments(model, grid=ks["grid"], window=ks.get("window"),
+                          bounds=None if scaling is None else (scaling.emin, scaling.emax),
+                          progress=False, **common)
+
+
+def _shared_scaling(cfg: dict, model, backend) -> Rescaling | None:
+    """Rescaling valid for every m̂ (real space): first configuration's bounds padded by |J|."""
+    if cfg["system"]["shape"] is None:
+        return None
+    system = model.real_space(shape=tuple(cfg["system"]["shape"]), disorder=cfg["system"]["disorder"],
+                              seed=cfg["kpm"]["seed"], realisation=cfg["system"]["realisations"][0])
+    if cfg["kpm"]["bounds"] is not None:
+        lo, hi = cfg["kpm"]["bounds"]
+    else:
+        first = rescaling(system.hamiltonian, backend=backend)
+        pad = abs(getattr(model, "exchange", 0.0)) + 0.5 * cfg["system"]["disorder"]
+        lo, hi = first.emin - pad, first.emax + pad
+    return rescaling(system.hamiltonian, bounds=(lo, hi))
+
+
+def run_configurations(cfg: dict, *, backend=None, progress: bool = True) -> ConfigurationResponses:
+    """S(m̂; ε_F) for the magnetisations of ``torque.order`` of a validated configuration."""
+    be = get_backend(backend or cfg["backend"])
+    base = build_model(cfg["model"])
+    if cfg["response"]["energies"] is None:
+        raise ValueError("response.energies is required to compute the responses of the configurations")
+    energies = energy_grid(cfg["response"]["energies"])
+    mags = magnetizations(cfg["torque"]["order"])
+    parts = cfg["response"]["parts"]
+    scaling = _shared_scaling(cfg, base, be)
+    values = {p: np.empty((len(mags), 3, len(energies))) for p in parts}
+    errors = {p: np.empty_like(values[p]) for p in parts}
+    bar = Progress(len(mags), "magnetisation configurations", "configs", enabled=progress)
+    t0 = time.perf_counter()
+    for c, m in enumerate(mags):
+        moments = _moments_for(cfg, base.with_magnetization(tuple(m)), scaling, be)
+        for p in parts:
+            resp = kubo_response(moments, energies, kernel=cfg["response"]["kernel"], part=p,
+                                 temperature=cfg["response"]["temperature"],
+                                 lorentz_lambda=cfg["response"]["lorentz_lambda"])
+            values[p][c], errors[p][c] = resp.values, resp.stderr
+        bar.advance()
+    meta = dict(model=cfg["model"], order=cfg["torque"]["order"], wall_time=time.perf_counter() - t0,
+                backend=be.name, kernel=cfg["response"]["kernel"], num_moments=cfg["kpm"]["num_moments"])
+    return ConfigurationResponses(mags, energies, values, errors, meta)
