@@ -9,5 +9,6 @@
 from .kubo import Response, conductivity, kubo_response
 from .moments import Moments, dos_moments, kubo_moments
 from .dos import dos
+from .kspace import kspace_moments  # noqa: F401
 
 __all__ = ["Moments", "Response", "kubo_moments", "kubo_response", "conductivity", "dos_moments", "dos"]

@@ -104,7 +104,8 @@ from .operators import OPERATOR_NAMES
 from .progress import Progress
 from .spectrum import DEFAULT_EPSILON, Rescaling, SpectrumLeakError
 
-__all__ = ["KGrid", "MonkhorstPack", "PolarGrid", "SquareGrid", "kspace_moments", "DEFAULT_CHUNK_SIZE"]
+__all__ = ["KGrid", "MonkhorstPack", "PolarGrid", "SquareGrid", "make_grid", "kspace_moments", "DEFAULT_CHUNK_SIZE",
+           "GEMM_BATCH_BYTES"]
 
 DEFAULT_CHUNK_SIZE = 65536  # k points per diagonalisation chunk (at most)
 DEFAULT_MEMORY_FRACTION = 0.5
@@ -229,17 +230,15 @@ class MonkhorstPack(KGrid):
         return fractions @ self.lattice.reciprocal_vectors, np.ones(len(n1))
 
     def check_model(self, model) -> None:
-        lattice = getattr(model, "lattice", None)
-        if not isinstance(lattice, Lattice):
-            raise ValueError(f"grid: a MonkhorstPack grid needs a lattice model, got {type(model).__name__}")
+        lattice = _model_lattice(model)
         if not (np.allclose(lattice.vectors, self.lattice.vectors, rtol=1e-12, atol=0)
                 and lattice.sublattices.shape == self.lattice.sublattices.shape):
             raise ValueError("grid: the MonkhorstPack lattice is not the model's lattice")
 
     def to_dict(self) -> dict:
-        return {"grid": "MonkhorstPack", "lattice": self.lattice.name,
-                "lattice_vectors": self.lattice.vectors.tolist(), "shape": list(self.shape),
-                "patch": [list(p) for p in self.patch], "num_points": self.num_points, "area": self.area}
+        return {"kind": "monkhorst_pack", "shape": list(self.shape), "patch": [list(p) for p in self.patch],
+                "lattice": self.lattice.name, "lattice_vectors": self.lattice.vectors.tolist(),
+                "num_points": self.num_points, "area": self.area}
 
 
 @dataclass(frozen=True, eq=False)
@@ -302,8 +301,8 @@ class PolarGrid(KGrid):
         return k, self.area * weights
 
     def to_dict(self) -> dict:
-        return {"grid": "PolarGrid", "k_max": self.k_max, "k_min": self.k_min, "num_radial": self.num_radial,
-                "num_angular": self.num_angular, "centre": list(self.centre), "radial_rule": self.radial_rule,
+        return {"kind": "polar", "k_max": self.k_max, "num_k": self.num_radial, "num_phi": self.num_angular,
+                "k_min": self.k_min, "centre": list(self.centre), "radial_rule": self.radial_rule,
                 "num_points": self.num_points, "area": self.area}
 
 
@@ -374,20 +373,69 @@ class SquareGrid(KGrid):
         return k, np.ones(len(p))
 
     def to_dict(self) -> dict:
-        return {"grid": "SquareGrid", "k_max": self.k_max, "num": self.num, "centre": list(self.centre),
+        return {"kind": "square", "k_max": self.k_max, "num_k": self.num, "centre": list(self.centre),
                 "cutoff": self.cutoff, "num_points": self.num_points, "area": self.area}
 
 
-def _resolve_grid(model, grid) -> KGrid:
-    if isinstance(grid, KGrid):
+_GRID_KEYS = {
+    "monkhorst_pack": ("shape", "patch"),
+    "polar": ("k_max", "num_k", "num_phi", "k_min", "centre", "radial_rule"),
+    "square": ("k_max", "num_k", "centre", "cutoff"),
+}
+_DERIVED_KEYS = ("num_points", "area", "lattice", "lattice_vectors")
+
+
+def make_grid(model, spec) -> KGrid:
+    """The grid of ``spec`` for ``model``: a :class:`KGrid` (checked against the model),
+    ``(L1, L2)`` (a lattice model's :class:`MonkhorstPack`) or a mapping —
+    ``{kind: "polar", k_max, num_k, num_phi[, k_min, centre, radial_rule]}``,
+    ``{kind: "square", k_max, num_k[, centre, cutoff]}`` or
+    ``{kind: "monkhorst_pack", shape[, patch]}`` (the configuration-file form,
+    also what :meth:`KGrid.to_dict` writes; its derived entries ``num_points``,
+    ``area``, ``lattice``, ``lattice_vectors`` must then match).
+    """
+    if isinstance(spec, KGrid):
+        spec.check_model(model)
+        return spec
+    if spec is None:
+        raise ValueError("grid is required: a KGrid, (L1, L2) for a lattice model, or a mapping with 'kind'")
+    if isinstance(spec, dict):
+        kind = spec.get("kind")
+        if kind not in _GRID_KEYS:
+            raise ValueError(f"grid: kind must be one of {sorted(_GRID_KEYS)}, got {kind!r}")
+        args = {k: v for k, v in spec.items() if k not in ("kind",) + _DERIVED_KEYS}
+        unknown = sorted(set(args) - set(_GRID_KEYS[kind]))
+        if unknown:
+            raise ValueError(f"grid: unknown key(s) {unknown} for kind {kind!r}; allowed: {_GRID_KEYS[kind]}")
+        if kind == "polar":
+            for key in ("k_max", "num_k", "num_phi"):
+                if key not in args:
+                    raise ValueError(f"grid: kind 'polar' needs {key!r}")
+            grid = PolarGrid(args.pop("k_max"), args.pop("num_k"), args.pop("num_phi"), **args)
+        elif kind == "square":
+            for key in ("k_max", "num_k"):
+                if key not in args:
+                    raise ValueError(f"grid: kind 'square' needs {key!r}")
+            grid = SquareGrid(args.pop("k_max"), args.pop("num_k"), **args)
+        else:
+            if "shape" not in args:
+                raise ValueError("grid: kind 'monkhorst_pack' needs 'shape'")
+            grid = MonkhorstPack(_model_lattice(model), tuple(args["shape"]), args.get("patch"))
+        derived = grid.to_dict()
+        for key in _DERIVED_KEYS:
+            if key in spec and spec[key] != derived[key]:
+                raise ValueError(f"grid: {key} = {spec[key]!r} does not match the grid ({derived[key]!r})")
         grid.check_model(model)
         return grid
-    if grid is None:
-        raise ValueError("grid is required: a KGrid, or (L1, L2) for a lattice model")
-    if not isinstance(getattr(model, "lattice", None), Lattice):
-        raise ValueError(f"grid: {type(model).__name__} is a continuum model; give a PolarGrid or SquareGrid, "
-                         f"got {grid!r}")
-    return MonkhorstPack(model.lattice, grid)
+    return MonkhorstPack(_model_lattice(model), spec)
+
+
+def _model_lattice(model) -> Lattice:
+    lattice = getattr(model, "lattice", None)
+    if not isinstance(lattice, Lattice):
+        raise ValueError(f"grid: {type(model).__name__} is a continuum model; give a PolarGrid or SquareGrid "
+                         "(or a mapping with kind 'polar' or 'square')")
+    return lattice
 
 
 # ============================================================================ engine pieces
@@ -510,12 +558,10 @@ class _Diagonaliser:
     def __init__(self, model, be, left: tuple, right: str, window):
         self.model, self.be, self.xp = model, be, be.xp
         self.left, self.right, self.window = left, right, window
-        n = int(model.orbitals_per_cell)
-        self.n = n
-        iu, ju = np.triu_indices(n)  # pairs i <= j
+        iu, ju = np.triu_indices(int(model.orbitals_per_cell))  # pairs i <= j
         self.iu, self.ju = be.asarray(iu), be.asarray(ju)
         self.gamma = be.asarray(np.where(iu == ju, 0.5, 1.0))
-        self.num_k = self.num_diagonalised = self.eigh_calls = 0
+        self.num_diagonalised = self.eigh_calls = 0
         self.num_kept_k = self.num_kept_states = self.num_pairs = 0
         self.emin, self.emax = math.inf, -math.inf
         self.time = 0.0
@@ -527,7 +573,6 @@ class _Diagonaliser:
         energies, vectors = xp.linalg.eigh(H)
         self.eigh_calls += 1
         self.num_diagonalised += H.shape[0]
-        self.num_k += len(k)
         if self.window is None:
             keep = xp.ones(energies.shape, dtype=bool)
         else:
@@ -603,7 +648,8 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
     Parameters
     ----------
     model : a gpukpm model with ``bloch``, ``bloch_operator``, ``orbitals_per_cell``, ``to_dict``.
-    grid : a :class:`KGrid`, or ``(L1, L2)`` for a lattice model (:class:`MonkhorstPack`).
+    grid : a :class:`KGrid`, ``(L1, L2)`` for a lattice model (:class:`MonkhorstPack`), or a
+        mapping ``{kind: polar|square|monkhorst_pack, ...}`` (:func:`make_grid`).
     left : names of the left operators A ("sx", "sy", "sz", "jx", "jy"); one μ each.
     right : the right operator B (default the current "jx" = −∂H/∂k_x, eV·nm).
     num_moments : N ≥ 2.
@@ -645,7 +691,7 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
         chunk_size = _positive_int("kspace_moments", "chunk_size", chunk_size)
     if memory_budget is not None:
         memory_budget = _positive_int("kspace_moments", "memory_budget", memory_budget)
-    grid = _resolve_grid(model, grid)
+    grid = make_grid(model, grid)
     be = get_backend(backend)
 
     t_start = time.perf_counter()
@@ -724,8 +770,7 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
         time_bounds=time_bounds,
         time_total=wall,
     )
-    parameters = dict(model=model.to_dict(), grid=grid.to_dict(),
-                      window=None if window is None else list(window),
+    parameters = dict(model.to_dict(), grid=grid.to_dict(), window=None if window is None else list(window),
                       bounds=None if bounds is None else list(bounds))
     return Moments(
         mu_samples=samples, a=float(acc.a), b=float(acc.b), emin=float(diag.emin), emax=float(diag.emax),
