@@ -20,13 +20,23 @@ from types import ModuleType
 import numpy as np
 import scipy.sparse
 
-__all__ = ["Backend", "BackendUnavailable", "get_backend", "gpu_status", "VALID_NAMES"]
+__all__ = ["Backend", "BackendUnavailable", "get_backend", "gpu_status", "device_count", "VALID_NAMES"]
 
 VALID_NAMES = ("auto", "cpu", "gpu")
 
 
 class BackendUnavailable(RuntimeError):
     """The requested backend cannot be used on this machine."""
+
+
+def device_count() -> int:
+    """Number of CUDA devices (0 without CuPy or a driver); creates no CUDA context."""
+    try:
+        import cupy
+
+        return int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:  # ImportError, CUDARuntimeError
+        return 0
 
 
 @functools.lru_cache(maxsize=1)
@@ -44,7 +54,8 @@ def gpu_status() -> tuple[bool, str]:
         if not cupy.cuda.is_available():
             return False, "CuPy is installed but no CUDA device/driver is usable"
         count = cupy.cuda.runtime.getDeviceCount()
-        cupy.zeros(1).sum()  # touch the device
+        with cupy.cuda.Device(int(os.environ.get("GPUKPM_DEVICE", "0")) % max(count, 1)):
+            cupy.zeros(1).sum()  # touch the device this process will use
     except Exception as exc:  # CUDARuntimeError and friends
         return False, f"CUDA device not usable: {exc}"
     return True, f"{count} CUDA device(s)"

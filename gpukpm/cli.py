@@ -3,7 +3,7 @@
     gpukpm dos CONFIG.yaml -o dos.h5 [--csv dos.csv]
     gpukpm moments CONFIG.yaml -o moments.h5            (MPI-aware: mpiexec -n K / srun)
     gpukpm kspace CONFIG.yaml -o moments.h5
-    gpukpm response MOMENTS.h5 --energies -1:1:201 --part total --kernel jackson -o response.h5 [--csv F]
+    gpukpm response MOMENTS.h5 --energies=-1:1:201 --part total --kernel jackson -o response.h5 [--csv F]
     gpukpm aggregate FILES... -o ensemble.h5
     gpukpm torques RESPONSES... -o torques.h5 [--csv F]     (one response file per configuration)
     gpukpm torques --run CONFIG.yaml -o torques.h5 [--csv F] (all configurations of one system)
@@ -91,12 +91,16 @@ def _cmd_dos(args) -> int:
 
 def _cmd_moments(args) -> int:
     from .config import load_config
-    from .parallel import run_moments
+    from .parallel import TaskFailed, run_moments
 
     cfg = load_config(args.config)
     if cfg["system"]["shape"] is None:
         raise SystemExit("gpukpm moments: system.shape is required (use 'gpukpm kspace' for k space)")
-    run_moments(cfg, Path(args.output), resume=not args.no_resume, progress=not args.quiet)
+    try:
+        run_moments(cfg, Path(args.output), resume=not args.no_resume, progress=not args.quiet)
+    except TaskFailed as exc:
+        print(f"gpukpm moments: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

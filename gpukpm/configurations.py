@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import kernels
 from .backend import get_backend
 from .config import build_model, energy_grid
 from .kubo import kubo_response
@@ -41,10 +42,21 @@ class ConfigurationResponses:
     metadata: dict = field(default_factory=dict)
 
 
+def _num_moments(cfg: dict, scaling: Rescaling | None) -> int:
+    """N from ``kpm.num_moments``, or from ``kpm.eta`` and the rescaling (real space)."""
+    kpm = cfg["kpm"]
+    if kpm["num_moments"] is not None:
+        return kpm["num_moments"]
+    if scaling is None:
+        raise ValueError("kpm.eta needs a real-space system (or give kpm.num_moments for k space)")
+    return kernels.num_moments_for(cfg["response"]["kernel"], kpm["eta"], scaling.a,
+                                   cfg["response"]["lorentz_lambda"])
+
+
 def _moments_for(cfg: dict, model, scaling: Rescaling | None, backend):
     """Moments of one magnetisation: real space (all realisations) or k space."""
     kpm = cfg["kpm"]
-    common = dict(left=SPIN_COMPONENTS, right="jx", num_moments=kpm["num_moments"], backend=backend)
+    common = dict(left=SPIN_COMPONENTS, right="jx", num_moments=_num_moments(cfg, scaling), backend=backend)
     if cfg["system"]["shape"] is not None:
         parts = []
         for r in cfg["system"]["realisations"]:
@@ -100,5 +112,5 @@ def run_configurations(cfg: dict, *, backend=None, progress: bool = True) -> Con
             values[p][c], errors[p][c] = resp.values, resp.stderr
         bar.advance()
     meta = dict(model=cfg["model"], order=cfg["torque"]["order"], wall_time=time.perf_counter() - t0,
-                backend=be.name, kernel=cfg["response"]["kernel"], num_moments=cfg["kpm"]["num_moments"])
+                backend=be.name, kernel=cfg["response"]["kernel"], num_moments=_num_moments(cfg, scaling))
     return ConfigurationResponses(mags, energies, values, errors, meta)

@@ -483,21 +483,42 @@ class _Records:
 
 
 class _Accumulator:
-    """``R = Σ_p U_p ⊗ [Re c_p V_p, Im c_p V_p]`` over batches of at most ``max_pairs`` pairs."""
+    """``R = Σ_p U_p ⊗ [Re c_p V_p, Im c_p V_p]``, by GEMMs over batches of ``max_pairs`` pairs.
+
+    Records are buffered until a full batch is available (a chunk with few
+    kept states would otherwise give a tiny, inefficient GEMM).
+    """
 
     def __init__(self, be, a: float, b: float, num_moments: int, num_left: int, max_pairs: int):
         self.be, self.xp = be, be.xp
         self.a, self.b, self.N, self.nA = a, b, num_moments, num_left
         self.max_pairs = max_pairs
         self.R = self.xp.zeros((num_moments, 2 * num_left * num_moments), dtype=np.float64)
+        self.pending, self.pending_pairs = [], 0
         self.time = 0.0
         self.gemm_calls = 0
 
     def add(self, rec: _Records) -> None:
+        self.pending.append(rec)
+        self.pending_pairs += rec.num_pairs
+        if self.pending_pairs >= self.max_pairs:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        if not self.pending:
+            return
         t = self.be.timer()
-        for p0 in range(0, rec.num_pairs, self.max_pairs):
-            p1 = min(p0 + self.max_pairs, rec.num_pairs)
-            self._gemm(rec.e_i[p0:p1], rec.e_j[p0:p1], rec.coeffs[:, p0:p1])
+        xp = self.xp
+        e_i = xp.concatenate([r.e_i for r in self.pending])
+        e_j = xp.concatenate([r.e_j for r in self.pending])
+        coeffs = xp.concatenate([r.coeffs for r in self.pending], axis=1)
+        P = e_i.shape[0]
+        done = P if final else (P // self.max_pairs) * self.max_pairs
+        for p0 in range(0, done, self.max_pairs):
+            p1 = min(p0 + self.max_pairs, done)
+            self._gemm(e_i[p0:p1], e_j[p0:p1], coeffs[:, p0:p1])
+        self.pending = [_Records(e_i[done:], e_j[done:], coeffs[:, done:])] if done < P else []
+        self.pending_pairs = P - done
         self.time += self.be.timer() - t
 
     def _gemm(self, e_i, e_j, coeffs) -> None:
@@ -512,7 +533,8 @@ class _Accumulator:
         self.gemm_calls += 1
 
     def moments(self, num_orbitals: float) -> np.ndarray:
-        """``μ = (X + Xᴴ)/D`` on the host, (n_left, N, N)."""
+        """Flush the buffer; ``μ = (X + Xᴴ)/D`` on the host, (n_left, N, N)."""
+        self._flush(final=True)
         R4 = self.be.to_host(self.R).reshape(self.N, self.nA, 2, self.N)
         X = np.moveaxis(R4[:, :, 0, :] + 1j * R4[:, :, 1, :], 1, 0)  # (n_left, n, m)
         return (X + np.conj(np.swapaxes(X, 1, 2))) / num_orbitals

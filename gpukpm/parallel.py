@@ -46,7 +46,8 @@ Checkpoints and resume
     ``torque``, ``dos`` and ``kspace`` are left out, except the kernel when
     ``kpm.eta`` chooses N.  Rerunning the same command skips every task whose
     file is present and matches, computes the rest, and says how many of each
-    (log line and provenance).  A task folder or a finished output from a
+    (log line and provenance); an output already complete for the same
+    configuration is left as it is.  A task folder or a finished output from a
     different configuration is refused (:class:`ResumeMismatch`, naming the
     settings that differ); ``resume=False`` (``--no-resume``) discards them.
     One job per output path at a time.
@@ -55,7 +56,10 @@ Merge
     Rank 0 reads the task files in task order into ONE moments file at
     ``output`` (samples concatenated in that order), so 1, 2 or 3 ranks, and a
     resumed run, give the same samples bit for bit on one machine (only the
-    timing provenance differs).  Provenance: the configuration, fingerprint,
+    timing provenance differs) as long as the Chebyshev block size is the same
+    (``kpm.block_size`` set, or a memory budget that does not bind; else they
+    agree to round-off).  Rank 0 holds all samples in memory while merging.
+    Provenance: the configuration, fingerprint,
     rescaling policy, ranks (host, node-local rank, backend, device), every
     task's rank, host, device and times, SpMV/GEMM times summed, and the
     computed/skipped task counts.  The task folder is then removed, unless

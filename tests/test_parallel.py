@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ import yaml
 from gpukpm import parallel
 from gpukpm.config import build_model, load_config
 from gpukpm.io import load_moments
+from gpukpm.kernels import num_moments_for
 from gpukpm.parallel import (ResumeMismatch, SerialComm, TaskFailed, Task, assign_tasks, config_fingerprint,
                              device_for_rank, make_tasks, mpi_world, run_moments, run_scaling, select_backend,
                              tasks_folder)
@@ -76,7 +78,8 @@ def assert_same_samples(got, ref, rtol=1e-12):
     np.testing.assert_array_equal(got.sample_vectors, ref.sample_vectors)
     assert got.mu_samples.shape == ref.mu_samples.shape
     axes = tuple(range(1, ref.mu_samples.ndim))
-    rel = np.sqrt((abs(got.mu_samples - ref.mu_samples) ** 2).sum(axis=axes) / (abs(ref.mu_samples) ** 2).sum(axis=axes))
+    diff2 = (abs(got.mu_samples - ref.mu_samples) ** 2).sum(axis=axes)
+    rel = np.sqrt(diff2 / (abs(ref.mu_samples) ** 2).sum(axis=axes))
     assert rel.max() <= rtol, rel.max()
     assert (got.a, got.b) == (ref.a, ref.b)
 
@@ -125,6 +128,26 @@ def test_device_for_rank_round_robin_and_sharing(monkeypatch):
         assert select_backend("cpu", 0, 2)[1] == 2
 
 
+def test_select_backend_gpu_one_device_per_local_rank(monkeypatch):
+    """The GPU branch with a stand-in backend of 2 devices, 4 ranks on the node."""
+    calls = []
+
+    def fake_get_backend(name=None, device_id=None):
+        calls.append((name, device_id))
+        runtime = SimpleNamespace(getDeviceCount=lambda: 2)
+        return SimpleNamespace(is_gpu=True, device_id=device_id or 0, xp=SimpleNamespace(cuda=SimpleNamespace(
+            runtime=runtime)))
+
+    monkeypatch.setattr(parallel, "get_backend", fake_get_backend)
+    monkeypatch.delenv("GPUKPM_DEVICE", raising=False)
+    with pytest.warns(RuntimeWarning, match="4 ranks on this node share 2 GPU"):
+        be, sharing = select_backend("auto", 1, 4)  # lowest local rank on device 1 warns
+    assert (be.device_id, sharing, os.environ["GPUKPM_DEVICE"]) == (1, 2, "1")
+    assert calls == [("auto", None), ("gpu", 1)]
+    be, sharing = select_backend("gpu", 2, 3)
+    assert (be.device_id, sharing, os.environ["GPUKPM_DEVICE"]) == (0, 2, "0")
+
+
 def test_run_scaling_contains_every_realisation():
     cfg = load_config(config(system={"disorder": 2.0}))
     scale = run_scaling(cfg)
@@ -156,6 +179,13 @@ def test_fingerprint_ignores_tuning_and_unrelated_sections():
                     config(model={"rashba": 0.2}), config(kpm={"vectors_per_task": 1}),
                     config(kpm={"dtype": "complex64"})):
         assert config_fingerprint(load_config(changed)) != config_fingerprint(base)
+
+
+def test_eta_chooses_num_moments_from_the_run_rescaling(tmp_path):
+    cfg = config(kpm={"num_moments": None, "eta": 2.0})
+    cfg["response"] = {"kernel": "lorentz", "lorentz_lambda": 3.0}
+    got = load_moments(run_moments(cfg, tmp_path / "out.h5", comm=SerialComm(), progress=False))
+    assert got.num_moments == num_moments_for("lorentz", 2.0, got.a, 3.0) == 14  # ceil(3 · 9.06 / 2)
 
 
 # ----------------------------------------------------------------------------- MPI = serial
@@ -248,9 +278,12 @@ def test_different_configuration_is_refused(tmp_path, reference):
         run_moments(config(system={"disorder": 0.5}), out, comm=SerialComm(), progress=False)
     assert not out.exists() and len(_task_files(out)) == 4  # nothing mixed, nothing removed
 
+    stale = tasks_folder(out) / ".task-00004.h5.x1y2.h5.tmp"  # a write cut short by a kill
+    stale.write_bytes(b"partial")
     # tuning knobs are not part of the fingerprint: resume with another block size
     tuned = config(kpm={"block_size": 5, "vectors_per_batch": 1})
-    run_moments(tuned, out, comm=SerialComm(), progress=False)
+    run_moments(tuned, out, comm=SerialComm(), progress=False, keep_tasks=True)
+    assert not stale.exists() and len(_task_files(out)) == NUM_TASKS
     got = load_moments(out)
     assert got.provenance["tasks_computed_ids"] == [4, 5] and got.provenance["tasks_skipped"] == 4
     assert [t["block_size"] for t in got.provenance["tasks"]] == [16, 16, 16, 16, 5, 5]
@@ -330,4 +363,4 @@ def test_serial_fallback_when_mpi_library_missing(tmp_path, reference):
     got = load_moments(out)
     assert got.provenance["mpi"] == {"size": 1, "library": SerialComm.library}
     assert_same_samples(got, reference)
-    assert parallel.SerialComm().host  # hostname recorded
+    assert got.provenance["hosts"] == [SerialComm().host]

@@ -1,0 +1,18 @@
+# Pristine k-space moments (one job per case × magnetisation).
+
+
+rule kspace_moments:
+    output:
+        h5=f"{RES}/kspace/{{case}}/moments/m{{m}}.h5",
+        cfg=f"{RES}/kspace/{{case}}/moments/m{{m}}.yaml",
+    params:
+        cfg=lambda w: quoted_json(kspace_config(w.case, w.m)),
+    log:
+        f"{RES}/logs/kspace/{{case}}_m{{m}}.log",
+    threads: 1
+    resources:
+        tasks=1,
+    shell:
+        "export OMP_NUM_THREADS={threads}; "
+        "printf '%s\\n' {params.cfg} > {output.cfg}; "
+        "{GPUKPM} kspace {output.cfg} -o {output.h5} > {log} 2>&1"

@@ -1,0 +1,61 @@
+# Figures and the report.
+
+
+rule figures_kspace:
+    """chi_FL and chi_DL vs Fermi energy: k-space Kubo-Bastin against semiclassics (Fig. 2b / 4)."""
+    input:
+        torques=lambda w: expand(f"{RES}/kspace/{w.case}/torques/{{part}}.csv", part=PARTS),
+        response=lambda w: f"{RES}/kspace/{w.case}/response/m{MAG_LABELS[0]}/{PARTS[0]}.h5",
+    output:
+        png=f"{RES}/figures/kspace_{{case}}.png",
+        pdf=f"{RES}/figures/kspace_{{case}}.pdf",
+    params:
+        case=lambda w: CASES[w.case],
+        parts=PARTS,
+        scripts=SCRIPTS,
+    script:
+        "../scripts/figure_kspace.py"
+
+
+rule figures_disorder:
+    """Pristine vs disordered torques and peak ratios vs W with error bars (Fig. 3a/b)."""
+    input:
+        torques=expand(f"{RES}/realspace/W{{W}}/torques/total.csv", W=list(W_VALUES)),
+    output:
+        png=f"{RES}/figures/disorder.png",
+        pdf=f"{RES}/figures/disorder.pdf",
+        ratios_png=f"{RES}/figures/peak_ratios.png",
+        ratios_pdf=f"{RES}/figures/peak_ratios.pdf",
+        peaks=f"{RES}/peaks.json",
+    params:
+        W=W_VALUES,
+        window=RS["peak_window"] if RS_ON else None,
+        scripts=SCRIPTS,
+    script:
+        "../scripts/figure_disorder.py"
+
+
+def report_inputs(w):
+    out = {"kspace": expand(f"{RES}/figures/kspace_{{case}}.png", case=list(CASES)),
+           "fits": expand(f"{RES}/{{s}}/torques/{{part}}.csv", s=all_sets(), part=PARTS)}
+    if RS_ON:
+        out["disorder"] = f"{RES}/figures/disorder.png"
+        out["peaks"] = f"{RES}/peaks.json"
+    return out
+
+
+rule report:
+    input:
+        unpack(report_inputs),
+    output:
+        md=f"{RES}/report.md",
+        summary=f"{RES}/summary.json",
+    params:
+        config=config,
+        W=W_VALUES,
+        cases=list(CASES),
+        mags=MAG_LABELS,
+        chunks=CHUNKS,
+        scripts=SCRIPTS,
+    script:
+        "../scripts/report.py"

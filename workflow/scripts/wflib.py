@@ -1,0 +1,64 @@
+"""Helpers shared by the figure and report scripts (pure NumPy + matplotlib)."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+
+def read_fit(path) -> dict[str, np.ndarray]:
+    """A torque CSV of ``gpukpm torques --csv`` as {column: array}."""
+    data = np.genfromtxt(path, delimiter=",", names=True, dtype=float)
+    data = np.atleast_1d(data)
+    return {name: np.asarray(data[name], dtype=float) for name in data.dtype.names}
+
+
+def peak(fit: dict, key: str, window=None) -> dict:
+    """Largest |χ| over the energies (inside ``window``): signed value, its standard error, energy."""
+    e = fit["energy"]
+    mask = np.ones_like(e, dtype=bool) if window is None else (e >= window[0]) & (e <= window[1])
+    if not mask.any():
+        raise ValueError(f"peak window {window} contains none of the energies {e.min()}..{e.max()}")
+    values = np.where(mask, np.abs(fit[key]), -np.inf)
+    i = int(np.argmax(values))
+    err = fit.get(f"{key}_stderr")
+    return {"value": float(fit[key][i]), "stderr": float(err[i]) if err is not None else float("nan"),
+            "energy": float(e[i])}
+
+
+def ratio(p: dict, ref: dict) -> dict:
+    """|p|/|ref| of two peaks with first-order propagated error."""
+    r = abs(p["value"]) / abs(ref["value"])
+    rel = math.hypot(p["stderr"] / p["value"], ref["stderr"] / ref["value"])
+    return {"value": r, "stderr": r * rel}
+
+
+def peaks_by_w(fits: dict, window=None) -> dict:
+    """{W label: {chi_FL: peak, chi_DL: peak, ratio_FL, ratio_DL}} with W = min(W) as reference."""
+    ref_label = min(fits, key=lambda k: fits[k][0])
+    out = {}
+    for label, (w, fit) in sorted(fits.items(), key=lambda kv: kv[1][0]):
+        entry = {"W": w, "chi_FL": peak(fit, "chi_FL", window), "chi_DL": peak(fit, "chi_DL", window)}
+        out[label] = entry
+    for label, entry in out.items():
+        entry["ratio_FL"] = ratio(entry["chi_FL"], out[ref_label]["chi_FL"])
+        entry["ratio_DL"] = ratio(entry["chi_DL"], out[ref_label]["chi_DL"])
+        entry["reference_W"] = out[ref_label]["W"]
+    return out
+
+
+def dump(path, obj) -> None:
+    with open(path, "w") as fh:
+        json.dump(obj, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+
+
+def setup_matplotlib():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 120, "savefig.bbox": "tight", "font.size": 9})
+    return plt
