@@ -116,7 +116,7 @@ def bench_size(backend, L: int, widths, min_time: float, copy_gbs: float, bare: 
         step = time_steps(backend, op, R, min_time)
         tb = traffic_bytes(op, R)
         t = step["best_s"]
-        rec = {"R": R, "step": step, "traffic": tb,
+        rec = {"R": R, "step": step, "load_after": common.load(), "traffic": tb,
                "orbital_moments_per_s": R * D / t,
                "effective_gb_per_s": tb["total_bytes"] / t / 1e9,
                "ratio_to_copy": tb["total_bytes"] / t / 1e9 / copy_gbs,

@@ -71,6 +71,7 @@ def run_spin_case(backend, L: int, N: int, ceil: Ceilings, block_size=None) -> d
     D = system.num_orbitals
     for name in LEFT + ("jx",):  # build the operators outside the timed call
         system.operator(name)
+    load_before = common.load()
     tick = time.perf_counter()
     m = kubo_moments(system, left=LEFT, right="jx", num_moments=N, trace=1, seed=0,
                      block_size=block_size, backend=backend, progress=False)
@@ -88,6 +89,7 @@ def run_spin_case(backend, L: int, N: int, ceil: Ceilings, block_size=None) -> d
         "case": "spin", "status": "measured", "L": L, "N": N, "num_orbitals": D, "left": list(LEFT),
         "right": "jx", "random_vectors": 1, "build_s": t_build,
         "wall_s": wall, "wall_per_vector_s": wall,
+        "load_before": load_before, "load_after": common.load(),
         "provenance": {k: prov.get(k) for k in ("time_total", "time_spmv", "time_gemm", "spmv_count",
                                                 "block_size", "vectors_per_batch", "nnz", "dtype")},
         "num_blocks": nb,
@@ -162,10 +164,11 @@ def run_sigma(backend, L: int, N: int, num_energies: int) -> list:
         sigma = conductivity(m, energies)
         t_sigma = time.perf_counter() - tick
         total = time.perf_counter() - t0
+        loads = common.load()
         mid = int(np.argmin(np.abs(energies - 0.5)))
         rec = {"case": "sigma", "status": "measured", "variant": name, "note": note, "L": L, "N": N,
                "num_orbitals": system.num_orbitals, "random_vectors": 1, "num_energies": num_energies,
-               "build_s": t_build, "moments_s": t_mom, "conductivity_s": t_sigma, "whole_job_s": total,
+               "build_s": t_build, "moments_s": t_mom, "conductivity_s": t_sigma, "whole_job_s": total, "load_after": loads,
                "provenance": {k: m.provenance.get(k) for k in ("time_total", "time_spmv", "time_gemm",
                                                                "spmv_count", "block_size")},
                "sigma_xx_at_0.5eV_e2_over_h": float(np.real(sigma.values[0][mid]))}

@@ -45,6 +45,12 @@ def model_system(L: int, disorder: float = DISORDER, seed: int = 0, **overrides)
     return system, time.perf_counter() - tick
 
 
+def load() -> dict:
+    """Load average and the busiest other processes: other users of the CPUs contaminate timings."""
+    out = {"loadavg_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+    return out
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as fh:
@@ -98,6 +104,7 @@ def machine_info(backend) -> dict:
         "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                                "GPUKPM_BACKEND")},
         "device": backend.device_info(),
+        "load_at_start": load(),
     }
     try:
         from threadpoolctl import threadpool_info

@@ -1,8 +1,10 @@
 r"""Chebyshev recursion ``T_{n+1}(H̃)|v⟩ = 2H̃ T_n(H̃)|v⟩ − T_{n−1}(H̃)|v⟩`` in blocks.
 
 Vectors are stored row-wise: a batch of R start vectors is an (R, D) array,
-a block of b consecutive Chebyshev vectors of that batch is (R, b, D), so each
-``T_n|v_r⟩`` is contiguous (what the GEMM of :mod:`gpukpm.moments` reads).
+a block of b consecutive Chebyshev vectors of that batch is (b, R, D): order
+after order, each ``T_n|v_r⟩`` contiguous, and a block reshaped to (b, R·D)
+stacks all vectors along the GEMM's inner dimension (one GEMM sums over an
+exact basis).
 
 :class:`ChebyshevChain` produces block ``j`` (orders ``j·b … (j+1)·b − 1``) on
 demand.  It keeps, at every block boundary it has passed, the pair of
@@ -91,13 +93,13 @@ class ChebyshevChain:
             )
 
     def block(self, j: int, out=None):
-        """Block j as an (R, n_j, D) array (orders ``block_range(j)``)."""
+        """Block j as an (n_j, R, D) array (orders ``block_range(j)``)."""
         if not 0 <= j < self.num_blocks:
             raise IndexError(f"block {j} outside 0..{self.num_blocks - 1}")
         lo, hi = self.block_range(j)
         R, D = self.start.shape
         if out is None:
-            out = self.xp.empty((R, hi - lo, D), dtype=self.start.dtype)
+            out = self.xp.empty((hi - lo, R, D), dtype=self.start.dtype)
         # nearest checkpoint at or below j
         k = max([c for c in self.checkpoints if c <= j], default=0)
         if k == 0:
@@ -110,7 +112,7 @@ class ChebyshevChain:
         last = hi if hi < self.num_moments and (j + 1) not in self.checkpoints else hi - 1
         while True:
             if lo <= order < hi:
-                out[:, order - lo, :] = cur
+                out[order - lo] = cur
             if order >= last:
                 break
             if prev is None:

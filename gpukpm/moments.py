@@ -184,18 +184,23 @@ class _KuboEngine:
         self.time_gemm = 0.0
 
     def _apply(self, M, rows):
-        return self.xp.ascontiguousarray((M @ rows.T).T)
+        """M applied to every row of a (..., D) array (one sparse product)."""
+        shape = rows.shape
+        flat = rows.reshape(-1, shape[-1])
+        return self.xp.ascontiguousarray((M @ flat.T).T).reshape(shape)
 
-    def run(self, start, hermitian_blocks: bool):
-        """μ per start vector, (R, n_left, N, N) on the backend: Σ over D, not divided by D.
+    def run(self, start, hermitian_blocks: bool, summed: bool):
+        """μ summed over D (not divided by D), on the backend.
 
-        ``hermitian_blocks``: compute only blocks J ≥ I (the caller fills the
-        rest by Hermitian conjugation after summing over an exact basis).
+        ``summed``: one (n_left, N, N) sum over all start vectors (exact
+        basis: one GEMM with inner dimension R·D per block pair); otherwise
+        per vector, (R, n_left, N, N).  ``hermitian_blocks``: compute only
+        blocks J ≥ I (the caller fills the rest by Hermitian conjugation).
         """
         xp, be = self.xp, self.be
-        R = start.shape[0]
+        R, D = start.shape
         nA = len(self.left_dagger)
-        mu = xp.zeros((R, nA, self.N, self.N), dtype=np.complex128)
+        mu = xp.zeros((nA, self.N, self.N) if summed else (R, nA, self.N, self.N), dtype=np.complex128)
         t = be.timer()
         chain_x = ChebyshevChain(self.op, start, self.N, self.b)
         chain_y = ChebyshevChain(self.op, self._apply(self.right, start), self.N, self.b)
@@ -203,19 +208,24 @@ class _KuboEngine:
         for I in range(chain_x.num_blocks):
             m0, m1 = chain_x.block_range(I)
             t = be.timer()
-            X = chain_x.block(I)
-            Z = [xp.stack([self._apply(Ad, X[r]) for r in range(R)]) for Ad in self.left_dagger]
+            X = chain_x.block(I)  # (b_I, R, D)
+            Z = [self._apply(Ad, X) for Ad in self.left_dagger]
             del X
             self.time_spmv += be.timer() - t
             for J in range(I if hermitian_blocks else 0, chain_y.num_blocks):
                 n0, n1 = chain_y.block_range(J)
                 t = be.timer()
-                Y = chain_y.block(J)
+                Y = chain_y.block(J)  # (b_J, R, D)
                 t2 = be.timer()
                 self.time_spmv += t2 - t
                 for k in range(nA):
-                    for r in range(R):
-                        mu[r, k, n0:n1, m0:m1] = be.conj_gemm(Z[k][r], Y[r]).T
+                    if summed:
+                        mu[k, n0:n1, m0:m1] = be.conj_gemm(Z[k].reshape(m1 - m0, R * D),
+                                                           Y.reshape(n1 - n0, R * D)).T
+                    else:
+                        for r in range(R):
+                            mu[r, k, n0:n1, m0:m1] = be.conj_gemm(xp.ascontiguousarray(Z[k][:, r]),
+                                                                  xp.ascontiguousarray(Y[:, r])).T
                 self.time_gemm += be.timer() - t2
         return mu
 
@@ -294,7 +304,7 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
         for s0 in starts:
             s1 = min(s0 + batch, D)
             start = be.asarray(_basis_rows(D, s0, s1, dtype))
-            total += engine.run(start, hermitian_blocks=hermitian).sum(axis=0)
+            total += engine.run(start, hermitian_blocks=hermitian, summed=True)
             bar.advance()
         mu = be.to_host(total)
         if hermitian:
@@ -310,7 +320,7 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
         for s0 in starts:
             ids = vector_ids[s0:s0 + batch]
             start = be.asarray(random_phase_vectors(D, seed, realisation, ids, dtype=dtype).T.copy())
-            samples[s0:s0 + len(ids)] = be.to_host(engine.run(start, hermitian_blocks=False)) / D
+            samples[s0:s0 + len(ids)] = be.to_host(engine.run(start, hermitian_blocks=False, summed=False)) / D
             bar.advance()
         sample_vectors = np.array(vector_ids)
     wall = time.perf_counter() - t_start

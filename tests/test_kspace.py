@@ -277,6 +277,15 @@ def test_window_excluding_the_energies_raises_at_reconstruction():
         kspace_moments(model, _2deg_grid(60 * ES), num_moments=40, window=(-0.9, -0.8), progress=False)
 
 
+def test_an_empty_patch_with_bounds_has_zero_moments():
+    """A patch of a split grid with nothing in the window: μ = 0, emin/emax = the given bounds."""
+    model = models.GrapheneRashba(rashba=0.01, exchange=0.06, mass=0.01)
+    far = MonkhorstPack(model.lattice, (300, 300), patch=((140, 20), (-10, 20)))  # around M = b1/2
+    mom = kspace_moments(model, far, num_moments=16, window=(-0.3, 0.3), bounds=(-0.3, 0.3), progress=False)
+    assert mom.provenance["num_kept_k"] == 0 and np.all(mom.mu_samples == 0)
+    assert (mom.emin, mom.emax) == (-0.3, 0.3) and mom.num_orbitals == 4 * 400
+
+
 def test_given_bounds_that_cut_the_kept_spectrum_raise():
     model = models.GrapheneRashba(rashba=0.1, exchange=0.2)
     with pytest.raises(SpectrumLeakError, match="outside bounds"):

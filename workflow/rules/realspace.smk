@@ -19,7 +19,7 @@ rule moments:
         "export PATH={VENV_BIN:q}:$PATH OMP_NUM_THREADS=$(( {threads} / {resources.tasks} > 0 ? "
         "{threads} / {resources.tasks} : 1 )); "
         "printf '%s\\n' {params.cfg} > {output.cfg}; "
-        "{resources.mpi} -n {resources.tasks} {GPUKPM} moments {output.cfg} -o {output.h5} --no-resume "
+        "{resources.mpi} -n {resources.tasks} {GPUKPM} moments {output.cfg} -o {output.h5} "
         "> {log} 2>&1"
 
 

@@ -23,10 +23,8 @@ rule response:
     log:
         f"{RES}/logs/response/{{set}}_m{{m}}.log",
     shell:
-        "for p in {params.parts}; do "
-        "{GPUKPM} response {input} --energies={params.energies} --part $p --kernel {params.kernel} "
-        "--temperature {params.temperature} -o {params.prefix}/$p.h5 --csv {params.prefix}/$p.csv || exit 1; "
-        "done > {log} 2>&1"
+        "{PYTHON} {SCRIPTS}/response_parts.py {input} {params.prefix} --parts {params.parts} -- "
+        "--energies={params.energies} --kernel {params.kernel} --temperature {params.temperature} > {log} 2>&1"
 
 
 rule torque_fit:

@@ -35,8 +35,12 @@ rule figures_disorder:
         "../scripts/figure_disorder.py"
 
 
+MAIN_PART = "total" if "total" in PARTS else PARTS[0]
+
+
 def report_inputs(w):
     out = {"kspace": expand(f"{RES}/figures/kspace_{{case}}.png", case=list(CASES)),
+           "kfits": expand(f"{RES}/kspace/{{case}}/torques/{MAIN_PART}.csv", case=list(CASES)),
            "fits": expand(f"{RES}/{{s}}/torques/{{part}}.csv", s=all_sets(), part=PARTS)}
     if RS_ON:
         out["disorder"] = f"{RES}/figures/disorder.png"
@@ -54,6 +58,7 @@ rule report:
         config=config,
         W=W_VALUES,
         cases=list(CASES),
+        part=MAIN_PART,
         mags=MAG_LABELS,
         chunks=CHUNKS,
         scripts=SCRIPTS,

@@ -52,12 +52,12 @@ if "peaks" in sm.input.keys():
     summary["realspace"] = peaks
 
 if sm.params.cases:
-    lines += ["## Pristine k space", "", "| case | peak χ_FL ((V nm)⁻¹) | ε_F (eV) | peak χ_DL ((V nm)⁻¹) | ε_F (eV) |",
+    part = sm.params.part
+    lines += ["## Pristine k space", "",f"Largest |χ| of the {part} response.", "", "| case | peak χ_FL ((V nm)⁻¹) | ε_F (eV) | peak χ_DL ((V nm)⁻¹) | ε_F (eV) |",
               "|---|---|---|---|---|"]
-    for case, png in zip(sm.params.cases, sm.input.kspace):
-        part = "total" if "total" in cfg["response"]["parts"] else cfg["response"]["parts"][0]
-        fit = read_fit(os.path.join(os.path.dirname(out_dir.rstrip("/")) or ".", out_dir, "kspace", case,
-                                    "torques", f"{part}.csv"))
+    part = sm.params.part
+    for case, fit_csv in zip(sm.params.cases, sm.input.kfits):
+        fit = read_fit(fit_csv)
         fl, dl = peak(fit, "chi_FL"), peak(fit, "chi_DL")
         summary["kspace"][case] = {"chi_FL": fl, "chi_DL": dl, "part": part}
         lines.append(f"| {case} | {fl['value']:.4g} | {fl['energy']:.4g} | {dl['value']:.4g} | {dl['energy']:.4g} |")
