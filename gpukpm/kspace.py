@@ -105,7 +105,7 @@ from .lattice import Lattice, check_shape
 from .moments import Moments
 from .operators import OPERATOR_NAMES
 from .progress import Progress
-from .spectrum import DEFAULT_EPSILON, Rescaling, SpectrumLeakError
+from .spectrum import DEFAULT_EPSILON, SpectrumLeakError
 
 __all__ = ["KGrid", "MonkhorstPack", "PolarGrid", "SquareGrid", "make_grid", "kspace_moments", "DEFAULT_CHUNK_SIZE",
            "GEMM_BATCH_BYTES"]

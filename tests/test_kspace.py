@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from gpukpm import io, kpm, kspace, models
+from gpukpm import io, kpm, models
 from gpukpm.kspace import MonkhorstPack, PolarGrid, SquareGrid, kspace_moments, make_grid
 from gpukpm.kubo import kubo_response
 from gpukpm.spectrum import SpectrumLeakError
