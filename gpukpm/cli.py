@@ -116,6 +116,7 @@ def _cmd_kspace(args) -> int:
     ks = cfg["kspace"]
     moments = kspace_moments(build_model(cfg["model"]), grid=ks["grid"], left=tuple(kpm["left"]),
                              right=kpm["right"], num_moments=kpm["num_moments"], window=ks.get("window"),
+                             chunk_size=ks.get("chunk_size"),
                              backend=cfg["backend"], bounds=kpm["bounds"], progress=not args.quiet)
     moments.provenance["config"] = cfg
     io.save_moments(args.output, moments)

@@ -25,7 +25,7 @@ from .config import build_model, energy_grid
 from .kubo import kubo_response
 from .moments import concatenate, kubo_moments
 from .progress import Progress
-from .spectrum import Rescaling, rescaling
+from .spectrum import Rescaling, margin_for, rescaling
 from .torque import magnetizations
 
 __all__ = ["ConfigurationResponses", "run_configurations", "SPIN_COMPONENTS"]
@@ -69,7 +69,7 @@ def _moments_for(cfg: dict, model, scaling: Rescaling | None, backend):
     from .kspace import kspace_moments
 
     ks = cfg["kspace"]
-    return kspace_moments(model, grid=ks["grid"], window=ks.get("window"),
+    return kspace_moments(model, grid=ks["grid"], window=ks.get("window"), chunk_size=ks.get("chunk_size"),
                           bounds=None if scaling is None else (scaling.emin, scaling.emax),
                           progress=False, **common)
 
@@ -80,13 +80,14 @@ def _shared_scaling(cfg: dict, model, backend) -> Rescaling | None:
         return None
     system = model.real_space(shape=tuple(cfg["system"]["shape"]), disorder=cfg["system"]["disorder"],
                               seed=cfg["kpm"]["seed"], realisation=cfg["system"]["realisations"][0])
+    epsilon = margin_for(cfg["kpm"]["num_moments"])
     if cfg["kpm"]["bounds"] is not None:
         lo, hi = cfg["kpm"]["bounds"]
     else:
-        first = rescaling(system.hamiltonian, backend=backend)
+        first = rescaling(system.hamiltonian, backend=backend, epsilon=epsilon)
         pad = abs(getattr(model, "exchange", 0.0)) + 0.5 * cfg["system"]["disorder"]
         lo, hi = first.emin - pad, first.emax + pad
-    return rescaling(system.hamiltonian, bounds=(lo, hi))
+    return rescaling(system.hamiltonian, bounds=(lo, hi), epsilon=epsilon)
 
 
 def run_configurations(cfg: dict, *, backend=None, progress: bool = True) -> ConfigurationResponses:

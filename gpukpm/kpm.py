@@ -11,4 +11,5 @@ from .moments import Moments, dos_moments, kubo_moments
 from .dos import dos
 from .kspace import kspace_moments  # noqa: F401
 
-__all__ = ["Moments", "Response", "kubo_moments", "kubo_response", "conductivity", "dos_moments", "dos"]
+__all__ = ["Moments", "Response", "kubo_moments", "kspace_moments", "kubo_response", "conductivity",
+           "dos_moments", "dos"]

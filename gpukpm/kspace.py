@@ -105,7 +105,7 @@ from .lattice import Lattice, check_shape
 from .moments import Moments
 from .operators import OPERATOR_NAMES
 from .progress import Progress
-from .spectrum import DEFAULT_EPSILON, SpectrumLeakError
+from .spectrum import SpectrumLeakError, margin_for
 
 __all__ = ["KGrid", "MonkhorstPack", "PolarGrid", "SquareGrid", "make_grid", "kspace_moments", "DEFAULT_CHUNK_SIZE",
            "GEMM_BATCH_BYTES"]
@@ -661,7 +661,7 @@ def _check_operators(left, right) -> tuple[tuple, str]:
 
 def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx", num_moments: int = 256,
                    window=None, *, backend=None, chunk_size: int | None = None,
-                   memory_budget: int | None = None, bounds=None, epsilon: float = DEFAULT_EPSILON,
+                   memory_budget: int | None = None, bounds=None, epsilon: float | None = None,
                    progress: bool = True) -> Moments:
     r"""2D Chebyshev moments ``μ_nm = Tr[A T_n(H̃) B T_m(H̃)]/D`` of a pristine model in k space.
 
@@ -686,7 +686,8 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
     memory_budget : bytes for chunks, GEMM batches and stored records
         (default half the free memory of the device).
     bounds : ``(E_min, E_max)`` for the rescaling by hand (eV); skips the bounds logic.
-    epsilon : margin ε of the rescaling, ``a = (E_max − E_min)/(2 − 2ε)``.  With a band edge
+    epsilon : margin ε of the rescaling, ``a = (E_max − E_min)/(2 − 2ε)``; default
+        ``gpukpm.spectrum.margin_for(N)``.  With a band edge
         among the kept states and the Fermi-sea part wanted, take ε ≈ 0.1: the edge then sits
         √(2ε) in θ = arccos x from x = −1, many Lorentz widths λ/N, while with ε = 0.01 the sea
         integral of ``kubo_response`` (which starts at x = −1 + ε/4) misses the kernel tails of
@@ -714,6 +715,8 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
         window = _check_pair("window", window)
     if bounds is not None:
         bounds = _check_pair("bounds", bounds)
+    if epsilon is None:
+        epsilon = margin_for(N)
     if not (isinstance(epsilon, (int, float)) and 0 < epsilon < 0.5):
         raise ValueError(f"epsilon must be in (0, 0.5), got {epsilon!r}")
     if chunk_size is not None:

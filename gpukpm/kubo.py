@@ -223,15 +223,18 @@ def kubo_response(moments: Moments, energies, kernel: str = "jackson", part: str
     N = _resolve_num_moments(moments, kernel, num_moments, eta, lorentz_lambda)
     a, b = moments.a, moments.b
     eta_centre = _kernels.broadening(kernel, a, N, lorentz_lambda)
-    spacing = (moments.emax - moments.emin) / max(moments.num_orbitals, 1.0)
+    states = moments.provenance.get("num_kept_states", moments.num_orbitals)  # k space: window states
+    spacing = (moments.emax - moments.emin) / max(float(states), 1.0)
     if eta_centre < spacing:
         warnings.warn(
             f"broadening eta = {eta_centre:.3g} eV (N = {N}, {kernel}) is below the mean level spacing "
-            f"{spacing:.3g} eV of this system (D = {moments.num_orbitals:g} states over "
+            f"{spacing:.3g} eV of this system ({float(states):g} states over "
             f"{moments.emax - moments.emin:.3g} eV): the response resolves single levels",
             stacklevel=2,
         )
 
+    if kernel == "lorentz" and part != "surface":
+        _warn_edge_tails(moments, N, lorentz_lambda)
     mu = moments.mu_samples[:, :, :N, :N]
     if moments.hermitian:
         mu = 0.5 * (mu + np.conj(np.swapaxes(mu, 2, 3)))
@@ -262,6 +265,27 @@ def kubo_response(moments: Moments, energies, kernel: str = "jackson", part: str
                       trace=moments.trace, num_samples=moments.num_samples,
                       magnetization=moments.parameters.get("magnetization")),
     )
+
+
+def _warn_edge_tails(moments: Moments, N: int, lam: float) -> None:
+    """Warn when the Lorentzian tails of the lowest states reach below the Fermi-sea start.
+
+    The integral starts at most at x = −1 + ε/4 (θ = π − √(ε/2)); the lowest
+    state sits at θ_edge.  A Lorentzian of width λ/N in θ loses ≈ w/(πΔθ) of
+    its weight beyond a distance Δθ.
+    """
+    theta_edge = np.arccos(np.clip((moments.emin - moments.b) / moments.a, -1.0, 1.0))
+    theta_start = np.pi - np.sqrt(moments.epsilon / 2.0)
+    gap = theta_start - theta_edge
+    lost = (lam / N) / (np.pi * gap) if gap > 0 else 1.0
+    if lost > 0.01:
+        warnings.warn(
+            f"Lorentz kernel: the lowest states lie {gap:.3g} rad in θ above the start of the Fermi-sea "
+            f"integral, ≈ {gap / (lam / N):.1f} kernel widths; ≈ {100 * lost:.1f} % of their Lorentzian "
+            "tail weight is cut off. Use the Jackson kernel, more moments, or a larger rescaling margin "
+            "(epsilon) for Fermi-sea parts near a band edge",
+            stacklevel=3,
+        )
 
 
 def _integrated(coeffs, moments: Moments, N: int, x_f, kT: float, part: str, pref_int, pref_surf,

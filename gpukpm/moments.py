@@ -31,7 +31,7 @@ from .backend import get_backend
 from .chebyshev import ChebyshevChain, RescaledOperator
 from .progress import Progress
 from .random import check_seed, random_phase_vectors
-from .spectrum import Rescaling, rescaling
+from .spectrum import Rescaling, margin_for, rescaling
 from .stats import mean_and_stderr
 
 __all__ = ["Moments", "kubo_moments", "dos_moments", "concatenate", "choose_block_size", "resolve_operator"]
@@ -128,12 +128,13 @@ def _is_hermitian(m) -> bool:
 
 def choose_block_size(num_moments: int, dim: int, vectors: int, num_left: int, itemsize: int,
                       budget: int) -> int:
-    """Orders per block b so that (2 + n_left)·b·R·D·itemsize fits in ``budget`` bytes.
+    """Orders per block b so that (3 + n_left)·b·R·D·itemsize fits in ``budget`` bytes.
 
     Per block the engine holds X (b vectors per start vector), the n_left
-    products A†X and one block of Y; checkpoints add ≈ 4 vectors per block.
+    products A†X, one block of Y and one temporary; checkpoints add ≈ 4
+    vectors per block.
     """
-    per_order = (2 + num_left) * vectors * dim * itemsize
+    per_order = (3 + num_left) * vectors * dim * itemsize
     fixed = 8 * vectors * dim * itemsize
     b = (budget - fixed) // per_order
     if b < 1:
@@ -207,9 +208,13 @@ class _KuboEngine:
         self.time_spmv += be.timer() - t
         for I in range(chain_x.num_blocks):
             m0, m1 = chain_x.block_range(I)
+            bI = m1 - m0
             t = be.timer()
             X = chain_x.block(I)  # (b_I, R, D)
-            Z = [self._apply(Ad, X) for Ad in self.left_dagger]
+            # the n_left products A†X stacked along the orders: one GEMM serves all operators
+            Z = xp.empty((nA * bI,) + X.shape[1:], dtype=X.dtype)  # (n_left·b_I, R, D)
+            for k, Ad in enumerate(self.left_dagger):
+                Z[k * bI:(k + 1) * bI] = self._apply(Ad, X)
             del X
             self.time_spmv += be.timer() - t
             for J in range(I if hermitian_blocks else 0, chain_y.num_blocks):
@@ -218,14 +223,13 @@ class _KuboEngine:
                 Y = chain_y.block(J)  # (b_J, R, D)
                 t2 = be.timer()
                 self.time_spmv += t2 - t
-                for k in range(nA):
-                    if summed:
-                        mu[k, n0:n1, m0:m1] = be.conj_gemm(Z[k].reshape(m1 - m0, R * D),
-                                                           Y.reshape(n1 - n0, R * D)).T
-                    else:
-                        for r in range(R):
-                            mu[r, k, n0:n1, m0:m1] = be.conj_gemm(xp.ascontiguousarray(Z[k][:, r]),
-                                                                  xp.ascontiguousarray(Y[:, r])).T
+                if summed:
+                    G = be.conj_gemm(Z.reshape(nA * bI, R * D), Y.reshape(n1 - n0, R * D))
+                    mu[:, n0:n1, m0:m1] = xp.swapaxes(G.reshape(nA, bI, n1 - n0), 1, 2)
+                else:
+                    for r in range(R):
+                        G = be.conj_gemm(xp.ascontiguousarray(Z[:, r]), xp.ascontiguousarray(Y[:, r]))
+                        mu[r, :, n0:n1, m0:m1] = xp.swapaxes(G.reshape(nA, bI, n1 - n0), 1, 2)
                 self.time_gemm += be.timer() - t2
         return mu
 
@@ -285,7 +289,7 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
         vector_ids = [-1]
 
     t_start = time.perf_counter()
-    scale = scaling or rescaling(H, bounds=bounds, backend=be)
+    scale = scaling or rescaling(H, bounds=bounds, backend=be, epsilon=margin_for(N))
     op = RescaledOperator(H, scale, be, dtype=dtype)
     left_dagger = [be.csr(A.conj().T, dtype=dtype) for _, A in left_named]
     hermitian = all(_is_hermitian(A) for _, A in left_named) and _is_hermitian(B)

@@ -121,7 +121,7 @@ from .config import ConfigError, build_model, load_config
 from .kernels import num_moments_for
 from .moments import DEFAULT_MEMORY_FRACTION, Moments, kubo_moments
 from .progress import Progress
-from .spectrum import Rescaling, rescaling
+from .spectrum import Rescaling, rescaling, margin_for
 
 __all__ = ["SerialComm", "MPIComm", "mpi_world", "Task", "make_tasks", "assign_tasks", "device_for_rank",
            "select_backend", "run_scaling", "fingerprinted_config", "config_fingerprint", "tasks_folder",
@@ -306,10 +306,11 @@ def select_backend(name, local_rank: int, local_size: int):
 def run_scaling(cfg: dict) -> Rescaling:
     """One rescaling valid for every realisation of the run (module doc: pristine bounds ± W/2)."""
     kpm, system = cfg["kpm"], cfg["system"]
+    epsilon = margin_for(kpm["num_moments"])
     if kpm["bounds"] is not None:
-        return rescaling(None, bounds=kpm["bounds"])
+        return rescaling(None, bounds=kpm["bounds"], epsilon=epsilon)
     pristine = build_model(cfg["model"]).real_space(shape=tuple(system["shape"]), disorder=0.0, seed=kpm["seed"])
-    base = rescaling(pristine.hamiltonian, backend="cpu")
+    base = rescaling(pristine.hamiltonian, backend="cpu", epsilon=epsilon)
     half_w = 0.5 * system["disorder"]
     return Rescaling(a=base.a + half_w / (1.0 - base.epsilon), b=base.b, emin=base.emin - half_w,
                      emax=base.emax + half_w, epsilon=base.epsilon)

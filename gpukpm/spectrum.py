@@ -17,9 +17,26 @@ import scipy.sparse
 
 from .backend import get_backend
 
-__all__ = ["Rescaling", "lanczos_bounds", "gershgorin_bounds", "rescaling", "SpectrumLeakError"]
+__all__ = ["Rescaling", "lanczos_bounds", "gershgorin_bounds", "rescaling", "SpectrumLeakError",
+           "margin_for"]
 
 DEFAULT_EPSILON = 0.01
+
+
+def margin_for(num_moments: int | None) -> float:
+    """Margin ε for N moments: ``max(0.01, min(0.2, 3000/N²))``.
+
+    The Fermi-sea integral must stop short of x = −1 (there the 1/sin³θ factors
+    amplify truncation error).  Edge states at x = −1 + ε sit at θ = π − √(2ε);
+    their kernel broadening has width ≈ λ/N in θ (Lorentz; π/N Jackson), and
+    the Lorentzian tails beyond the integration start are lost.  ε = 3000/N²
+    keeps the start ≈ 10 Lorentz widths below the edge (≈ 3 % of an edge
+    state's tail weight; negligible for Jackson), and costs nothing for the
+    large N of production runs (ε = 0.01 for N ≥ 548).
+    """
+    if num_moments is None:
+        return DEFAULT_EPSILON
+    return float(max(DEFAULT_EPSILON, min(0.2, 3000.0 / float(num_moments) ** 2)))
 
 
 class SpectrumLeakError(RuntimeError):

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from gpukpm.spectrum import margin_for
 from gpukpm import io, kpm, models
 from gpukpm.kspace import MonkhorstPack, PolarGrid, SquareGrid, kspace_moments, make_grid
 from gpukpm.kubo import kubo_response
@@ -252,7 +253,8 @@ def test_each_k_point_is_diagonalised_once(monkeypatch, window, budget, source):
         radius = np.abs(H).sum(-1) - np.abs(np.diagonal(H, axis1=1, axis2=2))
         lo = (np.diagonal(H, axis1=1, axis2=2).real - radius).min()
         hi = (np.diagonal(H, axis1=1, axis2=2).real + radius).max()
-    assert (mom.a, mom.b) == pytest.approx(((hi - lo) / 1.98, (hi + lo) / 2), rel=1e-13, abs=1e-15)
+    eps = margin_for(12)  # the default margin for N = 12
+    assert (mom.a, mom.b) == pytest.approx(((hi - lo) / (2 - 2 * eps), (hi + lo) / 2), rel=1e-13, abs=1e-15)
 
 
 def test_fallback_bounds_give_the_moments_of_those_bounds():

@@ -18,7 +18,7 @@ Numerical choices (found by convergence runs, see each test):
 * an energy window from below the band bottom to ε_F + J + margin: every
   pair E_+ < ε_F < E_− at one k is kept (``tests/test_kspace.py`` shows the
   convergence in the window top);
-* rescaling margin ε = 0.1, not the default 0.01.  The kept extremes define
+* rescaling margin ε = 0.1, not the default margin_for(N) (0.07 for N = 207).  The kept extremes define
   a, so the 2DEG band bottom sits at x = −1 + ε, only √(2ε) = 0.14 rad (in
   θ = arccos x) from x = −1, while the Lorentz kernel spreads each state over
   λ/N = 0.02 rad in θ.  ``kubo_response`` starts the Fermi-sea integral at

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
+from gpukpm.spectrum import margin_for
 from gpukpm import parallel
 from gpukpm.config import build_model, load_config
 from gpukpm.io import load_moments
@@ -161,10 +162,13 @@ def test_run_scaling_contains_every_realisation():
     # W = 0: exactly what kubo_moments picks for the (only) Hamiltonian
     clean = load_config(config(system={"disorder": 0.0}))
     H0 = model.real_space(shape=(6, 6)).hamiltonian
-    assert run_scaling(clean) == rescaling(H0, backend="cpu")
-    assert run_scaling(load_config(config(kpm={"bounds": [-10, 9]}))) == rescaling(None, bounds=[-10, 9])
+    eps = margin_for(cfg["kpm"]["num_moments"])  # the margin kubo_moments picks for this N
+    assert run_scaling(clean) == rescaling(H0, backend="cpu", epsilon=eps)
+    assert run_scaling(load_config(config(kpm={"bounds": [-10, 9]}))) == rescaling(None, bounds=[-10, 9],
+                                                                                 epsilon=eps)
     # the disordered interval is the pristine one widened by W/2 = 1 eV on each side
-    assert hi - lo == pytest.approx(2 * rescaling(H0, backend="cpu").a * (1 - scale.epsilon) + 2.0, rel=1e-12)
+    pristine_a = rescaling(H0, backend="cpu", epsilon=eps).a
+    assert hi - lo == pytest.approx(2 * pristine_a * (1 - scale.epsilon) + 2.0, rel=1e-12)
 
 
 def test_fingerprint_ignores_tuning_and_unrelated_sections():
