@@ -126,12 +126,19 @@ class Backend:
 
         ``H2 = 2H̃`` (CSR on this backend).  On the GPU one cuSPARSE SpMM call
         does the whole step (``alpha=1, beta=−1`` on the Fortran-ordered
-        transposes); on the CPU it is SciPy's CSR product and one subtraction.
+        transposes); on the CPU the fused multithreaded Numba kernel of
+        :mod:`gpukpm.cpu_kernels` when Numba is installed, else SciPy's CSR
+        product and one subtraction.
         """
         if self.is_gpu:
             from cupyx import cusparse
 
             cusparse.spmm(H2, x.T, c=y.T, alpha=1.0, beta=-1.0)
+            return
+        from . import cpu_kernels
+
+        if cpu_kernels.available() and x.flags.c_contiguous and y.flags.c_contiguous:
+            cpu_kernels.chebyshev_step(H2, x, y)
         elif x.shape[0] == 1:
             np.subtract(H2 @ x[0], y[0], out=y[0])
         else:

@@ -73,3 +73,20 @@ def test_gpu_moments_equal_cpu(flake):
     cpu = kpm.kubo_moments(flake, backend="cpu", **kw)
     gpu = kpm.kubo_moments(flake, backend="gpu", **kw)
     assert np.abs(gpu.mu_samples - cpu.mu_samples).max() <= 1e-10 * np.abs(cpu.mu_samples).max()
+
+
+def test_fused_cpu_step_equals_scipy():
+    from gpukpm import cpu_kernels
+
+    if not cpu_kernels.available():
+        pytest.skip("Numba not installed: the SciPy step is used")
+    system = models.GrapheneRashba(rashba=0.2, exchange=0.3, mass=0.1).real_space(shape=(8, 8), disorder=1.0)
+    H2 = system.hamiltonian.tocsr() * 0.2
+    H2.sort_indices()
+    rng = np.random.default_rng(0)
+    for dtype, tol in ((np.complex128, 1e-13), (np.complex64, 1e-5)):
+        x = (rng.random((3, H2.shape[0])) + 1j * rng.random((3, H2.shape[0]))).astype(dtype)
+        y = (rng.random((3, H2.shape[0])) + 1j * rng.random((3, H2.shape[0]))).astype(dtype)
+        want = (H2.astype(dtype) @ x.T).T - y
+        cpu_kernels.chebyshev_step(H2.astype(dtype), x, y)
+        assert np.abs(y - want).max() <= tol * np.abs(want).max()

@@ -1,0 +1,52 @@
+r"""Fused, multithreaded CPU kernel for the Chebyshev step (Numba).
+
+SciPy's CSR product is single-threaded and writes a temporary; the step
+``y ← 2H̃x − y`` then needs a second pass.  The kernel below does the whole
+step in one pass over the matrix, rows split over threads (``prange``):
+
+    y[r, i] ← Σ_k data[k] · x[r, indices[k]] − y[r, i],   k ∈ [indptr[i], indptr[i+1])
+
+for every stacked vector r of x, y shaped (R, D).  Each matrix row is read
+once for all R vectors.  ``available()`` is False when Numba is missing, and
+:mod:`gpukpm.backend` then falls back to SciPy; ``GPUKPM_NUMBA=0`` disables
+the kernel.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+__all__ = ["available", "chebyshev_step"]
+
+
+@functools.lru_cache(maxsize=1)
+def _kernel():
+    if os.environ.get("GPUKPM_NUMBA", "1") == "0":
+        return None
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def step(indptr, indices, data, x, y):  # pragma: no cover - compiled
+        R, D = x.shape
+        for i in numba.prange(D):
+            lo, hi = indptr[i], indptr[i + 1]
+            for r in range(R):
+                acc = 0.0 * data[0]
+                for k in range(lo, hi):
+                    acc += data[k] * x[r, indices[k]]
+                y[r, i] = acc - y[r, i]
+
+    return step
+
+
+def available() -> bool:
+    """True when the Numba kernel can be used."""
+    return _kernel() is not None
+
+
+def chebyshev_step(H2, x, y) -> None:
+    """In place ``y ← H2·x − y`` for C-contiguous (R, D) x, y and a SciPy CSR H2."""
+    _kernel()(H2.indptr, H2.indices, H2.data, x, y)
