@@ -108,7 +108,7 @@ def _lorentzian_ed(system, left, energies, eta_of, lower):
     M = B * A.T  # Σ_ij δ(E_j) M_ij ∂G(E_i) = Tr[B δ A ∂G]
     sea = []
     for ef in energies:
-        eg = np.linspace(lower, ef, 12001)
+        eg = np.linspace(lower, ef, 6001)
         eta, deta = eta_of(eg)
         delta = (eta[:, None] / np.pi) / ((eg[:, None] - E) ** 2 + eta[:, None] ** 2)
         dg_bar = (-(1 + 1j * deta[:, None]) / (eg[:, None] - E + 1j * eta[:, None]) ** 2).real
