@@ -27,7 +27,9 @@ turn truncation error into garbage) on a uniform θ grid with spacing
 Simpson.
 
 At T > 0 every part is the thermal average of its T = 0 value,
-``S_T(μ) = ∫ dε (−∂f/∂ε) S_0(ε)`` (an integration by parts of f).
+``S_T(μ) = ∫ dε (−∂f/∂ε) S_0(ε)`` (an integration by parts of f), by the
+trapezoid rule on the fine grid; a k_B T below the grid spacing a·π/(oversample·N)
+(≈ η/oversample) is treated as T = 0.
 
 σ_xx (A = B = ĵ'_x): ``σ = S_surface/ħ = 2π S_surface · e²/h`` (the sea part
 vanishes).  Standard errors come from the per-sample responses (the map is
@@ -249,6 +251,10 @@ def kubo_response(moments: Moments, energies, kernel: str = "jackson", part: str
     x_f = (energies - b) / a
 
     kT = BOLTZMANN_EV * temperature
+    if kT < a * np.pi / (oversample * N):
+        # kT below the quadrature spacing (≈ η/oversample): the Sommerfeld correction
+        # (π²/6)(kT)² S'' is then below ≈ 2e-3 of S, and T is treated as 0
+        kT = 0.0
     if part == "surface" and kT == 0:
         E = _trig_sums(coeffs, np.arccos(x_f), N)
         values = pref_surf * _integrands(E, np.arccos(x_f))[2]  # (NE, S·nA)
