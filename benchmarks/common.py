@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gpukpm.backend import cpu_name
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 # the benchmark model: every term on, tilted m̂ so the exchange has spin-flip entries
@@ -52,14 +54,8 @@ def load() -> dict:
 
 
 def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    name = cpu_name()
+    return platform.processor() or name if name == "unknown CPU" else name
 
 
 def _cache_sizes() -> dict:

@@ -20,7 +20,7 @@ from types import ModuleType
 import numpy as np
 import scipy.sparse
 
-__all__ = ["Backend", "BackendUnavailable", "get_backend", "gpu_status", "device_count", "VALID_NAMES"]
+__all__ = ["Backend", "BackendUnavailable", "get_backend", "gpu_status", "device_count", "cpu_name", "VALID_NAMES"]
 
 VALID_NAMES = ("auto", "cpu", "gpu")
 
@@ -144,6 +144,27 @@ class Backend:
         else:
             np.subtract((H2 @ x.T).T, y, out=y)
 
+    def apply_rows(self, M, rows, out=None):
+        """``M`` applied to every row of a C-contiguous (..., D) array; result in the same layout.
+
+        ``out`` (optional, C-contiguous, shape ``rows.shape[:-1] + (M.shape[0],)``) receives it.
+
+        GPU: cuSPARSE SpMM on the Fortran-ordered transpose (no copy in);
+        CPU: the Numba row kernel when available, else SciPy's product.
+        """
+        shape = rows.shape[:-1] + (M.shape[0],)
+        flat = rows.reshape(-1, rows.shape[-1])
+        if out is None:
+            out = self.xp.empty(shape, dtype=rows.dtype)
+        from . import cpu_kernels
+
+        if (not self.is_gpu and cpu_kernels.available() and flat.flags.c_contiguous
+                and M.dtype == flat.dtype and out.flags.c_contiguous):
+            cpu_kernels.apply_rows(M, flat, out.reshape(flat.shape[0], M.shape[0]))
+        else:
+            out[...] = (M @ flat.T).T.reshape(shape)
+        return out
+
     def conj_gemm(self, P, Q):
         """``conj(P) @ Q.T`` for C-contiguous P (m, D) and Q (n, D), without copies.
 
@@ -173,11 +194,12 @@ class Backend:
                 cuda_runtime=int(cp.cuda.runtime.runtimeGetVersion()),
             )
         else:
-            info.update(device_name=_cpu_name(), cpu_count=os.cpu_count())
+            info.update(device_name=cpu_name(), cpu_count=os.cpu_count())
         return info
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:

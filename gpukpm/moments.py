@@ -163,6 +163,18 @@ def _trace_plan(trace, dim: int):
     return "stochastic", int(trace)
 
 
+def _prepare(system, num_moments, trace, seed, realisation):
+    """Validated (H, D, N, trace kind, R, seed, parameters, realisation) shared by both engines."""
+    N = _check_num_moments(num_moments)
+    H = scipy.sparse.csr_matrix(system.hamiltonian)
+    D = H.shape[0]
+    kind, R = _trace_plan(trace, D)
+    params = dict(getattr(system, "parameters", {}) or {})
+    if realisation is None:
+        realisation = int(params.get("realisation", 0))
+    return H, D, N, kind, R, check_seed(seed), params, realisation
+
+
 def _basis_rows(dim: int, start: int, stop: int, dtype) -> np.ndarray:
     rows = np.zeros((stop - start, dim), dtype=dtype)
     rows[np.arange(stop - start), np.arange(start, stop)] = 1.0
@@ -184,11 +196,9 @@ class _KuboEngine:
         self.time_spmv = 0.0
         self.time_gemm = 0.0
 
-    def _apply(self, M, rows):
+    def _apply(self, M, rows, out=None):
         """M applied to every row of a (..., D) array (one sparse product)."""
-        shape = rows.shape
-        flat = rows.reshape(-1, shape[-1])
-        return self.xp.ascontiguousarray((M @ flat.T).T).reshape(shape)
+        return self.be.apply_rows(M, rows, out=out)
 
     def run(self, start, hermitian_blocks: bool, summed: bool):
         """μ summed over D (not divided by D), on the backend.
@@ -214,7 +224,7 @@ class _KuboEngine:
             # the n_left products A†X stacked along the orders: one GEMM serves all operators
             Z = xp.empty((nA * bI,) + X.shape[1:], dtype=X.dtype)  # (n_left·b_I, R, D)
             for k, Ad in enumerate(self.left_dagger):
-                Z[k * bI:(k + 1) * bI] = self._apply(Ad, X)
+                self._apply(Ad, X, out=Z[k * bI:(k + 1) * bI])
             del X
             self.time_spmv += be.timer() - t
             for J in range(I if hermitian_blocks else 0, chain_y.num_blocks):
@@ -262,11 +272,7 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
     """
     be = get_backend(backend)
     xp = be.xp
-    N = _check_num_moments(num_moments)
-    H = scipy.sparse.csr_matrix(system.hamiltonian)
-    D = H.shape[0]
-    kind, R = _trace_plan(trace, D)
-    seed = check_seed(seed)
+    H, D, N, kind, R, seed, params, realisation = _prepare(system, num_moments, trace, seed, realisation)
     if isinstance(left, (str,)) or scipy.sparse.issparse(left):
         left = (left,)
     left_named = [resolve_operator(system, op, D) for op in left]
@@ -278,9 +284,6 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
         raise ValueError(f"dtype must be complex128 or complex64, got {dtype}")
     if block_size is not None and (int(block_size) != block_size or block_size < 1):
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-    params = dict(getattr(system, "parameters", {}) or {})
-    if realisation is None:
-        realisation = int(params.get("realisation", 0))
     if kind == "stochastic":
         vector_ids = list(range(R)) if vectors is None else [int(v) for v in vectors]
         if len(vector_ids) != R:
@@ -366,15 +369,7 @@ def dos_moments(system, num_moments: int = 256, trace="exact", seed: int = 0, *,
     (``mu_samples`` shaped (S, 1, N)).
     """
     be = get_backend(backend)
-    xp = be.xp
-    N = _check_num_moments(num_moments)
-    H = scipy.sparse.csr_matrix(system.hamiltonian)
-    D = H.shape[0]
-    kind, R = _trace_plan(trace, D)
-    seed = check_seed(seed)
-    params = dict(getattr(system, "parameters", {}) or {})
-    if realisation is None:
-        realisation = int(params.get("realisation", 0))
+    H, D, N, kind, R, seed, params, realisation = _prepare(system, num_moments, trace, seed, realisation)
     dtype = np.dtype(dtype)
     t_start = time.perf_counter()
     scale = scaling or rescaling(H, bounds=bounds, backend=be)
