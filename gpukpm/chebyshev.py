@@ -44,6 +44,7 @@ class RescaledOperator:
         self.H2 = backend.csr((H - scaling.b * eye) * (2.0 / scaling.a), dtype=dtype)  # 2H̃
         self.nnz = int(self.H2.nnz)
         self.spmv_count = 0  # vector-products performed (one per column per step)
+        self.progress = None  # optional gpukpm.progress.Progress, advanced per vector-product
 
     def first(self, v):
         """``T_1|v⟩ = H̃|v⟩`` for rows of v (R, D)."""
@@ -55,6 +56,8 @@ class RescaledOperator:
         """In place ``y ← 2H̃x − y`` (so y becomes T_{n+1} from x = T_n, y = T_{n−1})."""
         self.spmv_count += x.shape[0]
         self.backend.chebyshev_step(self.H2, x, y)
+        if self.progress is not None:
+            self.progress.advance(x.shape[0])
 
 
 class ChebyshevChain:

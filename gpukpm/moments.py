@@ -305,17 +305,19 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
     engine = _KuboEngine(op, left_dagger, be.csr(B, dtype=dtype), N, b)
 
     starts = (list(range(0, D, batch)) if kind == "exact" else list(range(0, R, batch)))
-    bar = Progress(len(starts), "kubo moments", "batches", enabled=progress)
+    # progress in Chebyshev products: per batch one X chain and the Y chain once per X block
+    nb = math.ceil(N / b)
+    passes = 1 + ((nb + 1) / 2 if kind == "exact" and hermitian else nb)
+    bar = Progress((D if kind == "exact" else R) * N * passes, "kubo moments", "SpMV", enabled=progress)
+    op.progress = bar
     if kind == "exact":
         total = xp.zeros((len(left_named), N, N), dtype=np.complex128)
         for s0 in starts:
             s1 = min(s0 + batch, D)
             start = be.asarray(_basis_rows(D, s0, s1, dtype))
             total += engine.run(start, hermitian_blocks=hermitian, summed=True)
-            bar.advance()
         mu = be.to_host(total)
         if hermitian:
-            nb = math.ceil(N / b)
             for I in range(nb):
                 for J in range(I):
                     i0, i1, j0, j1 = I * b, min((I + 1) * b, N), J * b, min((J + 1) * b, N)
@@ -328,8 +330,9 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
             ids = vector_ids[s0:s0 + batch]
             start = be.asarray(random_phase_vectors(D, seed, realisation, ids, dtype=dtype).T.copy())
             samples[s0:s0 + len(ids)] = be.to_host(engine.run(start, hermitian_blocks=False, summed=False)) / D
-            bar.advance()
         sample_vectors = np.array(vector_ids)
+    bar.close()
+    op.progress = None
     wall = time.perf_counter() - t_start
 
     provenance = dict(

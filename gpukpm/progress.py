@@ -36,6 +36,13 @@ class Progress:
             self.stream.write(self.line(now) + "\n")
             self.stream.flush()
 
+    def close(self) -> None:
+        """Final line (the total may have been an estimate)."""
+        if self.enabled and self.done < self.total:
+            self.total = self.done
+            self.stream.write(self.line() + "\n")
+            self.stream.flush()
+
     def line(self, now: float | None = None) -> str:
         now = time.perf_counter() if now is None else now
         elapsed = max(now - self.t0, 1e-9)
