@@ -1,7 +1,7 @@
 """gpukpm against the peer code pybinding (PyPI ``pybinding-dev``), side by side, on the CPU.
 
 Job (same in both codes): σ_xx(ε_F) of the spinful Rashba-exchange honeycomb of
-CONVENTIONS.md, L × L cells with periodic boundaries (4 orbitals per cell,
+CONVENTIONS.md, L × L cells (gpukpm periodic; pybinding open by default, see --pb-periodic) (4 orbitals per cell,
 A↑ A↓ B↑ B↓), t = 2.7, λ_R = 0.1, J = 0.1 (m̂ = ẑ), Δ = 0.05, Anderson W = 1 eV,
 hand-set spectral bounds ±(3t + W/2 + 0.5) eV, Jackson kernel, N moments
 (pybinding picks N from ``broadening``; its Jackson N is always ≡ 2 mod 4, so
