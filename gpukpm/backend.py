@@ -144,6 +144,23 @@ class Backend:
         else:
             np.subtract((H2 @ x.T).T, y, out=y)
 
+    def chebyshev_step_into(self, H2, x, y, out) -> None:
+        """``out ← H2·x − y`` for row-stacked (R, D) arrays (out distinct from x and y).
+
+        Lets the recursion write T_{n+1} straight into its block slot.
+        """
+        from . import cpu_kernels
+
+        if self.is_gpu:
+            from cupyx import cusparse
+
+            out[...] = y
+            cusparse.spmm(H2, x.T, c=out.T, alpha=1.0, beta=-1.0)
+        elif cpu_kernels.available() and x.flags.c_contiguous and y.flags.c_contiguous and out.flags.c_contiguous:
+            cpu_kernels.chebyshev_step_into(H2, x, y, out)
+        else:
+            np.subtract((H2 @ x.T).T, y, out=out)
+
     def apply_rows(self, M, rows, out=None):
         """``M`` applied to every row of a C-contiguous (..., D) array; result in the same layout.
 

@@ -54,10 +54,18 @@ class RescaledOperator:
 
     def step(self, x, y) -> None:
         """In place ``y ← 2H̃x − y`` (so y becomes T_{n+1} from x = T_n, y = T_{n−1})."""
-        self.spmv_count += x.shape[0]
         self.backend.chebyshev_step(self.H2, x, y)
+        self._count(x.shape[0])
+
+    def step_into(self, x, y, out) -> None:
+        """``out ← 2H̃x − y``: T_{n+1} written straight into its slot (no copy)."""
+        self.backend.chebyshev_step_into(self.H2, x, y, out)
+        self._count(x.shape[0])
+
+    def _count(self, columns: int) -> None:
+        self.spmv_count += columns
         if self.progress is not None:
-            self.progress.advance(x.shape[0])
+            self.progress.advance(columns)
 
 
 class ChebyshevChain:
@@ -103,30 +111,38 @@ class ChebyshevChain:
         R, D = self.start.shape
         if out is None:
             out = self.xp.empty((hi - lo, R, D), dtype=self.start.dtype)
-        # nearest checkpoint at or below j
+        # nearest checkpoint at or below j; walk (in place, two buffers) up to order lo
         k = max([c for c in self.checkpoints if c <= j], default=0)
         if k == 0:
-            prev, cur = None, self.start.copy()
-            order = 0
+            prev, cur, order = None, (self.start.copy() if lo > 0 else self.start), 0  # never step on start
         else:
             prev, cur = (a.copy() for a in self.checkpoints[k])
             order = k * self.block_size
-        # walk to order hi (one past the block) so the next boundary is checkpointed
-        last = hi if hi < self.num_moments and (j + 1) not in self.checkpoints else hi - 1
-        while True:
-            if lo <= order < hi:
-                out[order - lo] = cur
-            if order >= last:
-                break
+        while order < lo:
             if prev is None:
                 prev, cur = cur, self.op.first(cur)
             else:
-                self.op.step(cur, prev)  # prev ← 2H̃ cur − prev = T_{order+1}
+                self.op.step(cur, prev)
                 prev, cur = cur, prev
             order += 1
-            if order % self.block_size == 0 and order // self.block_size not in self.checkpoints:
-                self._guard(cur, order)
-                self.checkpoints[order // self.block_size] = (prev.copy(), cur.copy())
+        # the block itself: every new order goes straight into its slot
+        out[0] = cur
+        for n in range(1, hi - lo):
+            if n == 1:
+                if prev is None:
+                    out[1] = self.op.first(out[0])
+                else:
+                    self.op.step_into(out[0], prev, out[1])
+            else:
+                self.op.step_into(out[n - 1], out[n - 2], out[n])
+        # checkpoint the next boundary (T_{hi−1}, T_hi) with one more step
+        if hi < self.num_moments and (j + 1) not in self.checkpoints:
+            before = out[-2] if hi - lo >= 2 else prev
+            nxt = self.op.first(out[-1]) if before is None else self.xp.empty_like(out[-1])
+            if before is not None:
+                self.op.step_into(out[-1], before, nxt)
+            self._guard(nxt, hi)
+            self.checkpoints[j + 1] = (out[-1].copy(), nxt)
         if hi == self.num_moments:
-            self._guard(cur, order)
+            self._guard(out[-1], hi - 1)
         return out

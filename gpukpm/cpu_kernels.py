@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import os
 
-__all__ = ["available", "chebyshev_step", "apply_rows"]
+__all__ = ["available", "chebyshev_step", "chebyshev_step_into", "apply_rows"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -43,15 +43,34 @@ def _kernel():
     @numba.njit(parallel=True, cache=True, nogil=True)
     def rows(indptr, indices, data, x, out):  # pragma: no cover - compiled
         R, D = x.shape
-        for i in numba.prange(out.shape[1]):
+        if R >= 8:  # many vectors: one vector per thread, contiguous gathers
+            for r in numba.prange(R):
+                for i in range(out.shape[1]):
+                    acc = 0.0 * data[0]
+                    for k in range(indptr[i], indptr[i + 1]):
+                        acc += data[k] * x[r, indices[k]]
+                    out[r, i] = acc
+        else:
+            for i in numba.prange(out.shape[1]):
+                lo, hi = indptr[i], indptr[i + 1]
+                for r in range(R):
+                    acc = 0.0 * data[0]
+                    for k in range(lo, hi):
+                        acc += data[k] * x[r, indices[k]]
+                    out[r, i] = acc
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def step_into(indptr, indices, data, x, y, out):  # pragma: no cover - compiled
+        R, D = x.shape
+        for i in numba.prange(D):
             lo, hi = indptr[i], indptr[i + 1]
             for r in range(R):
                 acc = 0.0 * data[0]
                 for k in range(lo, hi):
                     acc += data[k] * x[r, indices[k]]
-                out[r, i] = acc
+                out[r, i] = acc - y[r, i]
 
-    return step, rows
+    return step, rows, step_into
 
 
 def available() -> bool:
@@ -62,6 +81,11 @@ def available() -> bool:
 def chebyshev_step(H2, x, y) -> None:
     """In place ``y ← H2·x − y`` for C-contiguous (R, D) x, y and a SciPy CSR H2."""
     _kernel()[0](H2.indptr, H2.indices, H2.data, x, y)
+
+
+def chebyshev_step_into(H2, x, y, out) -> None:
+    """``out ← H2·x − y`` (three distinct C-contiguous (R, D) arrays)."""
+    _kernel()[2](H2.indptr, H2.indices, H2.data, x, y, out)
 
 
 def apply_rows(M, x, out) -> None:
