@@ -86,6 +86,16 @@ def _float(value, key, lo=None, strict=False, allow_none=False):
     return float(value)
 
 
+def _energy_pair(value, key: str, form: str) -> list[float]:
+    """An ordered pair of finite energies (eV), e.g. bounds or a window."""
+    if not (isinstance(value, (list, tuple)) and len(value) == 2):
+        raise ConfigError(f"{key} must be {form} (eV), got {value!r}")
+    lo, hi = _float(value[0], f"{key}[0]"), _float(value[1], f"{key}[1]")
+    if hi <= lo:
+        raise ConfigError(f"{key} must be {form} with the second value larger, got {value!r}")
+    return [lo, hi]
+
+
 def energy_grid(spec, key="response.energies") -> np.ndarray:
     """Energies (eV) from ``{start, stop, num}`` or an explicit list."""
     if isinstance(spec, dict):
@@ -174,13 +184,7 @@ def validate_config(raw: dict) -> dict:
     if kpm["dtype"] not in ("complex128", "complex64"):
         raise ConfigError(f"kpm.dtype must be complex128 or complex64, got {kpm['dtype']!r}")
     if kpm["bounds"] is not None:
-        b = kpm["bounds"]
-        if not (isinstance(b, (list, tuple)) and len(b) == 2):
-            raise ConfigError(f"kpm.bounds must be [E_min, E_max] (eV), got {b!r}")
-        lo, hi = _float(b[0], "kpm.bounds[0]"), _float(b[1], "kpm.bounds[1]")
-        if hi <= lo:
-            raise ConfigError(f"kpm.bounds must have E_max > E_min, got {b!r}")
-        kpm["bounds"] = [lo, hi]
+        kpm["bounds"] = _energy_pair(kpm["bounds"], "kpm.bounds", "[E_min, E_max]")
 
     resp = cfg["response"]
     if resp["energies"] is not None:
@@ -212,12 +216,7 @@ def validate_config(raw: dict) -> dict:
         if extra:
             raise ConfigError(f"unknown key(s) {sorted(extra)} in kspace; allowed: grid, window, chunk_size")
         if ks.get("window") is not None:
-            w = ks["window"]
-            if not (isinstance(w, (list, tuple)) and len(w) == 2):
-                raise ConfigError(f"kspace.window must be [E_lo, E_hi] (eV), got {w!r}")
-            lo, hi = _float(w[0], "kspace.window[0]"), _float(w[1], "kspace.window[1]")
-            if hi <= lo:
-                raise ConfigError(f"kspace.window must have E_hi > E_lo, got {w!r}")
+            ks["window"] = _energy_pair(ks["window"], "kspace.window", "[E_lo, E_hi]")
     return cfg
 
 

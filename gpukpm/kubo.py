@@ -39,6 +39,7 @@ sea part of A = B vanish sample by sample.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, field
 
@@ -105,6 +106,7 @@ class Response:
 
 
 # ----------------------------------------------------------------------------- coefficient sums
+@functools.lru_cache(maxsize=4)
 def _diagonal_sum_matrix(N: int) -> scipy.sparse.csr_matrix:
     """Sparse (4(2N−1), N²) map from flattened μ'_nm to the four coefficient sets.
 

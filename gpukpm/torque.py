@@ -235,26 +235,28 @@ class TorqueFit(dict):
         return out
 
 
+def _real_finite(a: np.ndarray, name: str) -> np.ndarray:
+    """``a`` as float64, refusing complex, non-numeric, NaN and inf entries."""
+    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        raise ValueError(f"{name} must be real, got dtype {a.dtype}")
+    a = a.astype(np.float64)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return a
+
+
 def _check_data(S, stderr, n_configurations: int):
     expected = f"(n_configurations, 3, n_energies) = ({n_configurations}, 3, n_energies >= 1)"
     s = np.asarray(S)
     if s.ndim != 3 or s.shape[:2] != (n_configurations, 3) or s.shape[2] < 1:
         raise ValueError(f"S must have shape {expected}, got {s.shape}")
-    if not (np.issubdtype(s.dtype, np.floating) or np.issubdtype(s.dtype, np.integer)):
-        raise ValueError(f"S must be real, got dtype {s.dtype}")
-    s = s.astype(np.float64)
-    if not np.all(np.isfinite(s)):
-        raise ValueError("S must be finite (no NaN or inf)")
+    s = _real_finite(s, "S")
     if stderr is None:
         return s, None
     e = np.asarray(stderr)
     if e.shape != s.shape:
         raise ValueError(f"stderr must have the shape of S, {s.shape}, got {e.shape}")
-    if not (np.issubdtype(e.dtype, np.floating) or np.issubdtype(e.dtype, np.integer)):
-        raise ValueError(f"stderr must be real, got dtype {e.dtype}")
-    e = e.astype(np.float64)
-    if not np.all(np.isfinite(e)):
-        raise ValueError("stderr must be finite (no NaN or inf)")
+    e = _real_finite(e, "stderr")
     if np.any(e <= 0):
         raise ValueError(
             f"stderr must be > 0 everywhere (weights are 1/stderr^2); {int(np.sum(e <= 0))} entries are <= 0 "
