@@ -19,6 +19,7 @@ from types import ModuleType
 
 import numpy as np
 import scipy.sparse
+from .stencil import CellStencil
 
 __all__ = ["Backend", "BackendUnavailable", "get_backend", "gpu_status", "device_count", "cpu_name", "VALID_NAMES"]
 
@@ -130,13 +131,16 @@ class Backend:
         :mod:`gpukpm.cpu_kernels` when Numba is installed, else SciPy's CSR
         product and one subtraction.
         """
+        from . import cpu_kernels
+
+        if isinstance(H2, CellStencil):
+            cpu_kernels.stencil_step_into(H2, x, y, y)
+            return
         if self.is_gpu:
             from cupyx import cusparse
 
             cusparse.spmm(H2, x.T, c=y.T, alpha=1.0, beta=-1.0)
             return
-        from . import cpu_kernels
-
         if cpu_kernels.available() and x.flags.c_contiguous and y.flags.c_contiguous:
             cpu_kernels.chebyshev_step(H2, x, y)
         elif x.shape[0] == 1:
@@ -151,7 +155,9 @@ class Backend:
         """
         from . import cpu_kernels
 
-        if self.is_gpu:
+        if isinstance(H2, CellStencil):
+            cpu_kernels.stencil_step_into(H2, x, y, out)
+        elif self.is_gpu:
             from cupyx import cusparse
 
             out[...] = y
@@ -175,12 +181,55 @@ class Backend:
             out = self.xp.empty(shape, dtype=rows.dtype)
         from . import cpu_kernels
 
-        if (not self.is_gpu and cpu_kernels.available() and flat.flags.c_contiguous
+        if isinstance(M, CellStencil):
+            cpu_kernels.stencil_apply(M, flat, out.reshape(flat.shape[0], M.dim))
+        elif (not self.is_gpu and cpu_kernels.available() and flat.flags.c_contiguous
                 and M.dtype == flat.dtype and out.flags.c_contiguous):
             cpu_kernels.apply_rows(M, flat, out.reshape(flat.shape[0], M.shape[0]))
         else:
             out[...] = (M @ flat.T).T.reshape(shape)
         return out
+
+    def uses_stencils(self) -> bool:
+        """True when operators may be :class:`~gpukpm.stencil.CellStencil` (the CPU with Numba).
+
+        The stencil kernels exist for the CPU only; the GPU keeps cuSPARSE CSR.
+        """
+        from . import cpu_kernels
+
+        return not self.is_gpu and cpu_kernels.available()
+
+    def empty_block(self, shape, dtype):
+        """Uninitialised array for a block of Chebyshev vectors.
+
+        On the CPU it is a fresh anonymous ``mmap`` with ordinary 4 KiB pages,
+        not NumPy's allocation, which asks for transparent huge pages: on the
+        VMs these benchmarks ran on, first touching huge-page-advised memory
+        cost ≈ 2 s/GiB against ≈ 0.4 s/GiB (``benchmarks/README.md``), and the
+        block is streamed sequentially, where huge pages buy nothing.
+        """
+        if self.is_gpu:
+            return self.xp.empty(shape, dtype=dtype)
+        import mmap
+
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        if nbytes < 1 << 22:
+            return np.empty(shape, dtype=dtype)
+        buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        return np.frombuffer(buffer, dtype=dtype).reshape(shape)
+
+    def real_gemm(self, P, Q):
+        """``Re(conj(P) @ Q.T)`` for C-contiguous complex P (m, D), Q (n, D): half a ZGEMM's work.
+
+        ``Re⟨p|q⟩ = Σ_j (Re p_j Re q_j + Im p_j Im q_j)`` is the real dot product
+        of the interleaved float views, so one DGEMM with inner dimension 2D
+        (4·m·n·D flops against ZGEMM's 8·m·n·D) gives it without copies.
+        """
+        real = np.float32 if P.dtype == np.complex64 else np.float64
+        Pf = P.view(real).reshape(P.shape[0], -1)
+        Qf = Q.view(real).reshape(Q.shape[0], -1)
+        return Pf @ Qf.T
 
     def conj_gemm(self, P, Q):
         """``conj(P) @ Q.T`` for C-contiguous P (m, D) and Q (n, D), without copies.

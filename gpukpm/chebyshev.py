@@ -24,33 +24,42 @@ import numpy as np
 
 from .spectrum import Rescaling, SpectrumLeakError
 
-__all__ = ["RescaledOperator", "ChebyshevChain"]
+__all__ = ["RescaledOperator", "ChebyshevChain", "guard_norm"]
 
 _LEAK_TOLERANCE = 1e-6
 
 
 class RescaledOperator:
-    """``2H̃ = 2(H − b)/a`` as a CSR matrix on the backend, with its SpMV/SpMM step."""
+    """``2H̃ = 2(H − b)/a`` on the backend (CSR, or a cell stencil), with its SpMV/SpMM step.
 
-    def __init__(self, hamiltonian, scaling: Rescaling, backend, dtype=np.complex128):
+    ``stencil`` (a :class:`~gpukpm.stencil.CellStencil` of H) is used instead
+    of the CSR matrix when the backend runs stencils (the CPU with Numba).
+    """
+
+    def __init__(self, hamiltonian, scaling: Rescaling, backend, dtype=np.complex128, stencil=None):
         import scipy.sparse
 
-        H = scipy.sparse.csr_matrix(hamiltonian, dtype=dtype)
-        eye = scipy.sparse.identity(H.shape[0], dtype=dtype, format="csr")
         self.backend = backend
         self.dtype = np.dtype(dtype)
         self.scaling = scaling
-        self.dim = H.shape[0]
-        self.H2 = backend.csr((H - scaling.b * eye) * (2.0 / scaling.a), dtype=dtype)  # 2H̃
+        if stencil is not None and backend.uses_stencils():
+            self.dim = stencil.dim
+            self.H2 = stencil.rescaled(2.0 / scaling.a, scaling.b).astype(dtype)  # 2H̃
+        else:
+            H = scipy.sparse.csr_matrix(hamiltonian, dtype=dtype)
+            eye = scipy.sparse.identity(H.shape[0], dtype=dtype, format="csr")
+            self.dim = H.shape[0]
+            self.H2 = backend.csr((H - scaling.b * eye) * (2.0 / scaling.a), dtype=dtype)  # 2H̃
         self.nnz = int(self.H2.nnz)
         self.spmv_count = 0  # vector-products performed (one per column per step)
         self.progress = None  # optional gpukpm.progress.Progress, advanced per vector-product
 
-    def first(self, v):
-        """``T_1|v⟩ = H̃|v⟩`` for rows of v (R, D)."""
-        self.spmv_count += v.shape[0]
-        xp = self.backend.xp
-        return xp.ascontiguousarray((self.H2 @ v.T).T) * 0.5
+    def first(self, v, out=None):
+        """``T_1|v⟩ = H̃|v⟩`` for rows of v (R, D), into ``out`` when given."""
+        out = self.backend.apply_rows(self.H2, v, out=out)
+        out *= 0.5
+        self._count(v.shape[0])
+        return out
 
     def step(self, x, y) -> None:
         """In place ``y ← 2H̃x − y`` (so y becomes T_{n+1} from x = T_n, y = T_{n−1})."""
@@ -66,6 +75,17 @@ class RescaledOperator:
         self.spmv_count += columns
         if self.progress is not None:
             self.progress.advance(columns)
+
+
+def guard_norm(op: RescaledOperator, vec, order: int, start_norm: float) -> None:
+    """Raise :class:`SpectrumLeakError` when ``‖T_order(H̃)v‖ > ‖v‖`` (a spectrum outside [−1, 1])."""
+    norm = float(op.backend.xp.linalg.norm(vec, axis=1).max())
+    if not math.isfinite(norm) or norm > (1.0 + _LEAK_TOLERANCE) * start_norm:
+        raise SpectrumLeakError(
+            f"Chebyshev vector T_{order}(H̃)|v⟩ has norm {norm:.6g} > ‖v‖ = {start_norm:.6g}: "
+            "the spectrum of H̃ = (H − b)/a leaks outside [−1, 1]; widen the spectral bounds "
+            f"(now a = {op.scaling.a:.6g} eV, b = {op.scaling.b:.6g} eV)"
+        )
 
 
 class ChebyshevChain:
@@ -95,13 +115,7 @@ class ChebyshevChain:
         return lo, min(lo + self.block_size, self.num_moments)
 
     def _guard(self, vec, order: int) -> None:
-        norm = float(self.xp.linalg.norm(vec, axis=1).max())
-        if not math.isfinite(norm) or norm > (1.0 + _LEAK_TOLERANCE) * self.start_norm:
-            raise SpectrumLeakError(
-                f"Chebyshev vector T_{order}(H̃)|v⟩ has norm {norm:.6g} > ‖v‖ = {self.start_norm:.6g}: "
-                "the spectrum of H̃ = (H − b)/a leaks outside [−1, 1]; widen the spectral bounds "
-                f"(now a = {self.op.scaling.a:.6g} eV, b = {self.op.scaling.b:.6g} eV)"
-            )
+        guard_norm(self.op, vec, order, self.start_norm)
 
     def block(self, j: int, out=None):
         """Block j as an (n_j, R, D) array (orders ``block_range(j)``)."""
@@ -110,7 +124,7 @@ class ChebyshevChain:
         lo, hi = self.block_range(j)
         R, D = self.start.shape
         if out is None:
-            out = self.xp.empty((hi - lo, R, D), dtype=self.start.dtype)
+            out = self.op.backend.empty_block((hi - lo, R, D), self.start.dtype)
         # nearest checkpoint at or below j; walk (in place, two buffers) up to order lo
         k = max([c for c in self.checkpoints if c <= j], default=0)
         if k == 0:
@@ -130,7 +144,7 @@ class ChebyshevChain:
         for n in range(1, hi - lo):
             if n == 1:
                 if prev is None:
-                    out[1] = self.op.first(out[0])
+                    self.op.first(out[0], out=out[1])
                 else:
                     self.op.step_into(out[0], prev, out[1])
             else:

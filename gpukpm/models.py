@@ -43,6 +43,7 @@ from .operators import (
     spin_operator,
 )
 from .random import check_seed, disorder_generator
+from .stencil import lattice_stencil
 
 __all__ = [
     "HBAR2_OVER_2ME",
@@ -511,6 +512,17 @@ class System:
                 matrix = current_operator(name[1], hoppings, self.num_orbitals, 2, self.dtype)
             self._operators[name] = matrix
         return self._operators[name]
+
+    def stencil(self, name: str):
+        """:class:`~gpukpm.stencil.CellStencil` of ``"H"`` or an operator name (cached).
+
+        It represents the same matrix as :attr:`hamiltonian` / :meth:`operator`
+        without column indices; the CPU engine steps with it.
+        """
+        key = ("stencil", name)
+        if key not in self._operators:
+            self._operators[key] = lattice_stencil(self.model, self.shape, name, self.site_energies, self.dtype)
+        return self._operators[key]
 
     def with_magnetization(self, magnetization) -> System:
         """The same supercell and disorder realisation with another m̂."""

@@ -28,7 +28,9 @@ import scipy.sparse
 
 from . import __version__
 from .backend import get_backend
-from .chebyshev import ChebyshevChain, RescaledOperator
+from .chebyshev import ChebyshevChain, RescaledOperator, guard_norm
+from .operators import OPERATOR_NAMES
+from .stencil import STENCIL_NAMES
 from .progress import Progress
 from .random import check_seed, random_phase_vectors
 from .spectrum import Rescaling, margin_for, rescaling
@@ -37,6 +39,7 @@ from .stats import mean_and_stderr
 __all__ = ["Moments", "kubo_moments", "dos_moments", "concatenate", "choose_block_size", "resolve_operator"]
 
 DEFAULT_MEMORY_FRACTION = 0.5
+DEFAULT_TILE = 128  # X orders per GEMM tile: 128 ran the GEMM at 1.4× the speed of 64 (benchmarks/README.md)
 
 
 @dataclass
@@ -120,6 +123,21 @@ def resolve_operator(system, op, dim: int):
     raise TypeError(f"operator must be a name or a sparse matrix, got {type(op).__name__}")
 
 
+def _stencil_source(system, be, dtype):
+    """``name → CellStencil or None``: the system's stencils when the backend runs them."""
+    if not (be.uses_stencils() and hasattr(system, "stencil")):
+        return lambda name: None
+    return lambda name: system.stencil(name).astype(dtype) if name in STENCIL_NAMES else None
+
+
+def _resolve_lazily(system, op, dim: int, stencils):
+    """``(name, None)`` for a named operator the backend applies as a stencil (Hermitian by
+    construction, its CSR is never built), else :func:`resolve_operator`."""
+    if isinstance(op, str) and op in OPERATOR_NAMES and stencils(op) is not None:
+        return op, None
+    return resolve_operator(system, op, dim)
+
+
 def _is_hermitian(m) -> bool:
     diff = abs(m - m.conj().T)
     scale = max(abs(m).max(), 1e-300)
@@ -127,15 +145,16 @@ def _is_hermitian(m) -> bool:
 
 
 def choose_block_size(num_moments: int, dim: int, vectors: int, num_left: int, itemsize: int,
-                      budget: int) -> int:
-    """Orders per block b so that (3 + n_left)·b·R·D·itemsize fits in ``budget`` bytes.
+                      budget: int, tile_size: int = 64) -> int:
+    """Orders per Y block b so that the engine's arrays fit in ``budget`` bytes.
 
-    Per block the engine holds X (b vectors per start vector), the n_left
-    products A†X, one block of Y and one temporary; checkpoints add ≈ 4
-    vectors per block.
+    The engine holds b vectors of Y per start vector, the tile of
+    ``n_left·c`` products A†X (c = ``tile_size``), three streamed X vectors,
+    the start vectors and checkpoints (≈ 8 vectors in all).
     """
-    per_order = (3 + num_left) * vectors * dim * itemsize
-    fixed = 8 * vectors * dim * itemsize
+    vector = vectors * dim * itemsize
+    per_order = vector
+    fixed = (8 + num_left * tile_size) * vector
     b = (budget - fixed) // per_order
     if b < 1:
         need = (fixed + per_order) / 2**30
@@ -183,16 +202,31 @@ def _basis_rows(dim: int, start: int, stop: int, dtype) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- 2D engine
 class _KuboEngine:
-    """Blocked 2D moments of one Hamiltonian for a batch of start vectors."""
+    """2D moments of one Hamiltonian for a batch of start vectors.
 
-    def __init__(self, op: RescaledOperator, left_dagger, right, num_moments: int, block_size: int):
+    The Y chain ``T_n B|v⟩`` is stored, in blocks of b orders when it does not
+    fit (regenerated from checkpoints); the X chain ``T_m|v⟩`` is streamed,
+    three vectors at a time, and each ``A†T_m|v⟩`` goes into a tile of c
+    orders.  Per tile and Y block one GEMM gives ``μ[n, m] = ⟨A†X_m|Y_n⟩``:
+    memory is the Y block plus ``n_left·c`` vectors instead of all chains.
+
+    ``real_left[k]``: the left operator k equals B (Hermitian), so
+    ``μ_nm = Tr[B T_n B T_m]`` is real and symmetric (cyclicity and
+    Hermiticity); only ``Re⟨·|·⟩`` is computed, by a real GEMM at half the
+    cost (its imaginary part has zero mean: it is pure noise).
+    """
+
+    def __init__(self, op: RescaledOperator, left_dagger, right, num_moments: int, block_size: int,
+                 tile_size: int, real_left):
         self.op = op
         self.be = op.backend
         self.xp = op.backend.xp
-        self.left_dagger = left_dagger  # A† on the backend
+        self.left_dagger = left_dagger  # A† on the backend (CSR or stencil)
         self.right = right  # B on the backend
+        self.real_left = list(real_left)
         self.N = num_moments
         self.b = block_size
+        self.c = tile_size
         self.time_spmv = 0.0
         self.time_gemm = 0.0
 
@@ -204,44 +238,77 @@ class _KuboEngine:
         """μ summed over D (not divided by D), on the backend.
 
         ``summed``: one (n_left, N, N) sum over all start vectors (exact
-        basis: one GEMM with inner dimension R·D per block pair); otherwise
-        per vector, (R, n_left, N, N).  ``hermitian_blocks``: compute only
-        blocks J ≥ I (the caller fills the rest by Hermitian conjugation).
+        basis: GEMMs with inner dimension R·D); otherwise per vector,
+        (R, n_left, N, N).  ``hermitian_blocks``: compute ``μ[n, m]`` only for
+        n at or after the start of m's tile and fill the rest by Hermitian
+        conjugation (exact trace only: a stochastic μ is not Hermitian).
         """
         xp, be = self.xp, self.be
         R, D = start.shape
-        nA = len(self.left_dagger)
-        mu = xp.zeros((nA, self.N, self.N) if summed else (R, nA, self.N, self.N), dtype=np.complex128)
+        nA, N, c = len(self.left_dagger), self.N, self.c
+        mu = xp.zeros((nA, N, N) if summed else (R, nA, N, N), dtype=np.complex128)
         t = be.timer()
-        chain_x = ChebyshevChain(self.op, start, self.N, self.b)
-        chain_y = ChebyshevChain(self.op, self._apply(self.right, start), self.N, self.b)
+        chain_y = ChebyshevChain(self.op, self._apply(self.right, start), N, self.b)
+        y_buffer = be.empty_block((self.b, R, D), start.dtype)
+        tile = be.empty_block((nA, c, R, D), start.dtype)
         self.time_spmv += be.timer() - t
-        for I in range(chain_x.num_blocks):
-            m0, m1 = chain_x.block_range(I)
-            bI = m1 - m0
+        for J in range(chain_y.num_blocks):
+            n0, n1 = chain_y.block_range(J)
             t = be.timer()
-            X = chain_x.block(I)  # (b_I, R, D)
-            # the n_left products A†X stacked along the orders: one GEMM serves all operators
-            Z = xp.empty((nA * bI,) + X.shape[1:], dtype=X.dtype)  # (n_left·b_I, R, D)
-            for k, Ad in enumerate(self.left_dagger):
-                self._apply(Ad, X, out=Z[k * bI:(k + 1) * bI])
-            del X
+            Y = chain_y.block(J, out=y_buffer[: n1 - n0])
             self.time_spmv += be.timer() - t
-            for J in range(I if hermitian_blocks else 0, chain_y.num_blocks):
-                n0, n1 = chain_y.block_range(J)
+            m_end = min(N, -(-n1 // c) * c) if hermitian_blocks else N
+            for m0, m1 in self._x_tiles(start, tile, m_end):
                 t = be.timer()
-                Y = chain_y.block(J)  # (b_J, R, D)
-                t2 = be.timer()
-                self.time_spmv += t2 - t
-                if summed:
-                    G = be.conj_gemm(Z.reshape(nA * bI, R * D), Y.reshape(n1 - n0, R * D))
-                    mu[:, n0:n1, m0:m1] = xp.swapaxes(G.reshape(nA, bI, n1 - n0), 1, 2)
-                else:
-                    for r in range(R):
-                        G = be.conj_gemm(xp.ascontiguousarray(Z[:, r]), xp.ascontiguousarray(Y[:, r]))
-                        mu[r, :, n0:n1, m0:m1] = xp.swapaxes(G.reshape(nA, bI, n1 - n0), 1, 2)
-                self.time_gemm += be.timer() - t2
+                lo = max(m0, n0) if hermitian_blocks else n0
+                if lo < n1:
+                    self._tile_gemm(mu, tile, Y[lo - n0:], m0, m1, lo, n1, summed)
+                self.time_gemm += be.timer() - t
+        if hermitian_blocks:
+            for m0 in range(0, N, c):
+                m1 = min(m0 + c, N)
+                mu[..., :m0, m0:m1] = xp.conj(xp.swapaxes(mu[..., m0:m1, :m0], -1, -2))
         return mu
+
+    def _x_tiles(self, start, tile, m_end: int):
+        """Fill ``tile[k, m − m0] = A_k† T_m|v⟩`` for successive tiles; yield ``(m0, m1)`` after each."""
+        be, op = self.be, self.op
+        c = self.c
+        buffers = [be.xp.empty_like(start) for _ in range(3)]
+        prev, cur = None, start
+        for m0 in range(0, m_end, c):
+            m1 = min(m0 + c, m_end)
+            t = be.timer()
+            for m in range(m0, m1):
+                for k, Ad in enumerate(self.left_dagger):
+                    self._apply(Ad, cur, out=tile[k, m - m0])
+                if m + 1 < m_end:
+                    nxt = next(buf for buf in buffers if buf is not cur and buf is not prev)
+                    if prev is None:
+                        op.first(cur, out=nxt)
+                    else:
+                        op.step_into(cur, prev, nxt)
+                    prev, cur = cur, nxt
+            if m1 == m_end:
+                guard_norm(op, cur, m_end - 1, float(be.xp.linalg.norm(start, axis=1).max()))
+            self.time_spmv += be.timer() - t
+            yield m0, m1
+
+    def _tile_gemm(self, mu, tile, Y, m0: int, m1: int, n0: int, n1: int, summed: bool) -> None:
+        """``mu[..., k, n, m] = ⟨tile[k, m − m0]|Y[n − n0]⟩`` for m ∈ [m0, m1), n ∈ [n0, n1)."""
+        xp, be = self.xp, self.be
+        width, (R, D) = m1 - m0, Y.shape[1:]
+        for k in range(len(self.left_dagger)):
+            gemm = be.real_gemm if self.real_left[k] else be.conj_gemm
+            if summed:
+                G = gemm(tile[k, :width].reshape(width, R * D), Y.reshape(n1 - n0, R * D))
+                mu[k, n0:n1, m0:m1] = G.T
+            else:
+                for r in range(R):
+                    P, Q = tile[k, :width, r], Y[:, r]
+                    if R > 1:
+                        P, Q = xp.ascontiguousarray(P), xp.ascontiguousarray(Q)
+                    mu[r, k, n0:n1, m0:m1] = gemm(P, Q).T
 
 
 def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int = 256, trace="exact",
@@ -275,8 +342,9 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
     H, D, N, kind, R, seed, params, realisation = _prepare(system, num_moments, trace, seed, realisation)
     if isinstance(left, (str,)) or scipy.sparse.issparse(left):
         left = (left,)
-    left_named = [resolve_operator(system, op, D) for op in left]
-    right_name, B = resolve_operator(system, right, D)
+    stencils = _stencil_source(system, be, dtype)
+    left_named = [_resolve_lazily(system, op, D, stencils) for op in left]
+    right_name, B = _resolve_lazily(system, right, D, stencils)
     if not left_named:
         raise ValueError("left must name at least one operator")
     dtype = np.dtype(dtype)
@@ -293,22 +361,26 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
 
     t_start = time.perf_counter()
     scale = scaling or rescaling(H, bounds=bounds, backend=be, epsilon=margin_for(N))
-    op = RescaledOperator(H, scale, be, dtype=dtype)
-    left_dagger = [be.csr(A.conj().T, dtype=dtype) for _, A in left_named]
-    hermitian = all(_is_hermitian(A) for _, A in left_named) and _is_hermitian(B)
+    op = RescaledOperator(H, scale, be, dtype=dtype, stencil=stencils("H"))
+    left_dagger = [stencils(name) if A is None else be.csr(A.conj().T, dtype=dtype) for name, A in left_named]
+    right_op = stencils(right_name) if B is None else be.csr(B, dtype=dtype)
+    hermitian = all(A is None or _is_hermitian(A) for _, A in left_named + [(right_name, B)])
+    real_left = [hermitian and ((A is not None and A is B) or name == right_name != "custom")
+                 for name, A in left_named]
 
-    batch = vectors_per_batch or (min(32, D) if kind == "exact" else min(4, R))
+    batch = vectors_per_batch or (min(32, D) if kind == "exact" else 1)
     budget = memory_budget or int(DEFAULT_MEMORY_FRACTION * be.free_memory())
+    vector_bytes = batch * D * dtype.itemsize
+    tile = int(min(N, DEFAULT_TILE, max(8, budget // (4 * len(left_named) * vector_bytes))))  # ≤ ¼ of the budget
     b = int(block_size) if block_size else choose_block_size(N, D, batch, len(left_named),
-                                                             dtype.itemsize, budget)
+                                                             dtype.itemsize, budget, tile)
     b = min(b, N)
-    engine = _KuboEngine(op, left_dagger, be.csr(B, dtype=dtype), N, b)
+    engine = _KuboEngine(op, left_dagger, right_op, N, b, tile, real_left)
 
     starts = (list(range(0, D, batch)) if kind == "exact" else list(range(0, R, batch)))
-    # progress in Chebyshev products: per batch one X chain and the Y chain once per X block
+    # progress in Chebyshev products: per batch the Y chain once and the X chain once per Y block
     nb = math.ceil(N / b)
-    passes = 1 + ((nb + 1) / 2 if kind == "exact" and hermitian else nb)
-    bar = Progress((D if kind == "exact" else R) * N * passes, "kubo moments", "SpMV", enabled=progress)
+    bar = Progress((D if kind == "exact" else R) * N * (1 + nb), "kubo moments", "SpMV", enabled=progress)
     op.progress = bar
     if kind == "exact":
         total = xp.zeros((len(left_named), N, N), dtype=np.complex128)
@@ -317,11 +389,6 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
             start = be.asarray(_basis_rows(D, s0, s1, dtype))
             total += engine.run(start, hermitian_blocks=hermitian, summed=True)
         mu = be.to_host(total)
-        if hermitian:
-            for I in range(nb):
-                for J in range(I):
-                    i0, i1, j0, j1 = I * b, min((I + 1) * b, N), J * b, min((J + 1) * b, N)
-                    mu[:, j0:j1, i0:i1] = np.conj(np.swapaxes(mu[:, i0:i1, j0:j1], 1, 2))
         samples = (mu / D)[None]
         sample_vectors = np.array([-1])
     else:
