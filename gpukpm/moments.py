@@ -407,6 +407,7 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
         gpukpm=__version__,
         dtype=str(dtype),
         block_size=b,
+        tile_size=tile,
         vectors_per_batch=batch,
         spmv_count=op.spmv_count,
         nnz=op.nnz,
