@@ -124,9 +124,7 @@ def chebyshev_step_into(H2, x, y, out) -> None:
 
 def _stencil_call(S, x, y, out, subtract: bool) -> None:
     """Interior cells by the kernel generated for S's pattern, edge cells (wrap-around) by the generic one."""
-    rows_tab, cols_tab, reach, shift = _tables(S)
-    diagonal = S.diagonal if S.diagonal is not None else np.zeros(1, dtype=S.entry_value.real.dtype)
-    interior = _interior_kernel(S)
+    rows_tab, cols_tab, reach, shift, diagonal, interior = _plan(S)
     if interior is not None:
         interior(S.cells[0], S.cells[1], S.entry_value, diagonal, S.diagonal is not None, x, y, out, subtract)
     _kernel()[2](S.cells[1], S.orbitals, rows_tab, cols_tab, reach, S.row_start, S.entry_offset, S.entry_orbital,
@@ -204,30 +202,23 @@ def _compiled_interior(source: str):
     return module.interior
 
 
-def _interior_kernel(S):
-    """The compiled interior kernel of S's pattern, or None when the lattice has no interior cells."""
-    r1, r2 = np.abs(S.offsets).max(axis=0)
-    if S.cells[0] <= 2 * r1 or S.cells[1] <= 2 * r2 or len(S.entry_value) == 0:
-        return None
-    cached = getattr(S, "_interior_cache", None)
-    if cached is None:
-        cached = _compiled_interior(_interior_source(S))
-        object.__setattr__(S, "_interior_cache", cached)
-    return cached
-
-
-def _tables(S):
-    """Wrap-around tables, the reach (max |n1|, max |n2|) of the offsets, and per entry the
-    index shift ``(n1 L2 + n2)·O + p`` from the start of the cell (used away from the edges)."""
-    cached = getattr(S, "_tables_cache", None)
-    if cached is None:
+def _plan(S):
+    """Everything a stencil call needs besides the vectors, computed once per stencil:
+    wrap-around tables, the reach (max |n1|, max |n2|) of the offsets, per entry the index shift
+    ``(n1 L2 + n2)·O + p`` from the start of the cell, the diagonal (a 1-element placeholder when
+    there is none) and the compiled interior kernel (None when the lattice has no interior cells)."""
+    plan = getattr(S, "_plan_cache", None)
+    if plan is None:
         rows_tab, cols_tab = S.neighbour_tables()
         reach = np.abs(S.offsets).max(axis=0).astype(np.int64)
         delta = S.offsets[S.entry_offset]
         shift = ((delta[:, 0] * S.cells[1] + delta[:, 1]) * S.orbitals + S.entry_orbital).astype(np.int64)
-        cached = (rows_tab, cols_tab, reach, shift)
-        object.__setattr__(S, "_tables_cache", cached)
-    return cached
+        diagonal = S.diagonal if S.diagonal is not None else np.zeros(1, dtype=S.entry_value.real.dtype)
+        has_interior = S.cells[0] > 2 * reach[0] and S.cells[1] > 2 * reach[1] and len(S.entry_value) > 0
+        interior = _compiled_interior(_interior_source(S)) if has_interior else None
+        plan = (rows_tab, cols_tab, reach, shift, diagonal, interior)
+        object.__setattr__(S, "_plan_cache", plan)
+    return plan
 
 
 def stencil_step_into(S, x, y, out) -> None:

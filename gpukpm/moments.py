@@ -145,7 +145,7 @@ def _is_hermitian(m) -> bool:
 
 
 def choose_block_size(num_moments: int, dim: int, vectors: int, num_left: int, itemsize: int,
-                      budget: int, tile_size: int = 64) -> int:
+                      budget: int, tile_size: int = DEFAULT_TILE) -> int:
     """Orders per Y block b so that the engine's arrays fit in ``budget`` bytes.
 
     The engine holds b vectors of Y per start vector, the tile of

@@ -99,7 +99,10 @@ class CellStencil:
         )
 
     def astype(self, dtype) -> "CellStencil":
+        """The stencil in ``dtype`` (itself when it already is: its compiled plan is kept)."""
         dtype = check_dtype(dtype)
+        if dtype == self.dtype:
+            return self
         real = np.float32 if dtype == np.complex64 else np.float64
         return replace(self, entry_value=self.entry_value.astype(dtype),
                        diagonal=None if self.diagonal is None else self.diagonal.astype(real))
