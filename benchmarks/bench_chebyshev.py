@@ -12,7 +12,11 @@ makes — and reports
 * ``ratio_to_copy`` = effective GB/s / copy GB/s measured in the same run;
 * ``bare_product``: the same for the plain product ``H2 @ X`` (no subtraction,
   pre-laid-out operand, output written once: 2 × 16 B per row per vector),
-  to show how much of a step is the backend's glue rather than the kernel.
+  to show how much of a step is the backend's glue rather than the kernel;
+* ``stencil``: the same step with H as a cell stencil (``System.stencil("H")``,
+  the route the Kubo engine takes for the built-in lattices when the backend
+  runs stencils): its traffic is the vectors plus the real diagonal (8 B per
+  row), no matrix.
 
     python benchmarks/bench_chebyshev.py [--backend cpu|gpu|auto] [--sizes 256 512 1024]
         [--widths 1 4 16] [--min-time 2.0] [--copy-bytes 1073741824] [--output PATH]
@@ -33,10 +37,15 @@ import common  # noqa: E402
 
 
 def traffic_bytes(op, R: int, vector_touches: int = 3) -> dict:
+    from gpukpm.stencil import CellStencil
+
     H2 = op.H2
     D = op.dim
     itemsize = np.dtype(op.dtype).itemsize
-    matrix = int(op.nnz) * (itemsize + H2.indices.dtype.itemsize) + (D + 1) * H2.indptr.dtype.itemsize
+    if isinstance(H2, CellStencil):  # no matrix: only the diagonal (and a few cached entry values)
+        matrix = 0 if H2.diagonal is None else H2.diagonal.nbytes
+    else:
+        matrix = int(op.nnz) * (itemsize + H2.indices.dtype.itemsize) + (D + 1) * H2.indptr.dtype.itemsize
     vectors = vector_touches * itemsize * R * D
     return {"matrix_bytes": matrix, "vector_bytes": vectors, "total_bytes": matrix + vectors}
 
@@ -103,6 +112,8 @@ def bench_size(backend, L: int, widths, min_time: float, copy_gbs: float, bare: 
     tick = time.perf_counter()
     op = RescaledOperator(H, scale, backend)
     t_op = time.perf_counter() - tick
+    stencil_op = (RescaledOperator(H, scale, backend, stencil=system.stencil("H"))
+                  if backend.uses_stencils() else None)
     del system, H
     out = {"L": L, "num_orbitals": D, "nnz": op.nnz, "nnz_per_row": op.nnz / D,
            "index_dtype": str(op.H2.indices.dtype), "indptr_dtype": str(op.H2.indptr.dtype),
@@ -113,14 +124,8 @@ def bench_size(backend, L: int, widths, min_time: float, copy_gbs: float, bare: 
         if need > 0.8 * backend.free_memory():
             out["widths"].append({"R": R, "skipped": f"needs ≈ {need / 2**30:.1f} GiB"})
             continue
-        step = time_steps(backend, op, R, min_time)
-        tb = traffic_bytes(op, R)
-        t = step["best_s"]
-        rec = {"R": R, "step": step, "load_after": common.load(), "traffic": tb,
-               "orbital_moments_per_s": R * D / t,
-               "effective_gb_per_s": tb["total_bytes"] / t / 1e9,
-               "ratio_to_copy": tb["total_bytes"] / t / 1e9 / copy_gbs,
-               "seconds_per_vector_step": t / R}
+        rec = _step_record(backend, op, R, min_time, copy_gbs)
+        t = rec["step"]["best_s"]
         if bare:
             bp = time_bare_product(backend, op, R, min_time / 2)
             tb2 = traffic_bytes(op, R, vector_touches=2)
@@ -134,13 +139,32 @@ def bench_size(backend, L: int, widths, min_time: float, copy_gbs: float, bare: 
               + (f"  (bare product {rec['bare_product']['effective_gb_per_s']:.2f} GB/s, "
                  f"step/bare time {rec['bare_product']['step_over_bare_time']:.2f})" if bare else ""),
               flush=True)
-    base = next((w for w in out["widths"] if w.get("R") == 1 and "step" in w), None)
-    if base:
-        for w in out["widths"]:
+        if stencil_op is not None:
+            srec = _step_record(backend, stencil_op, R, min_time, copy_gbs)
+            srec["csr_over_stencil_time"] = t / srec["step"]["best_s"]
+            out.setdefault("stencil", []).append(srec)
+            print(f"  L={L:5d} R={R:3d}: {srec['step']['best_s'] * 1e3:9.2f} ms/step with the cell stencil  "
+                  f"{srec['effective_gb_per_s']:6.2f} GB/s  ratio to copy {srec['ratio_to_copy']:.3f}  "
+                  f"CSR/stencil time {srec['csr_over_stencil_time']:.2f}", flush=True)
+    for records in (out["widths"], out.get("stencil", [])):
+        base = next((w for w in records if w.get("R") == 1 and "step" in w), None)
+        for w in records if base else []:
             if "step" in w:
                 w["speedup_per_vector_vs_R1"] = base["step"]["best_s"] / (w["step"]["best_s"] / w["R"])
-    del op
+    del op, stencil_op
     return out
+
+
+def _step_record(backend, op, R: int, min_time: float, copy_gbs: float) -> dict:
+    """Timed steps of ``op`` for R vectors with the traffic model's rates."""
+    step = time_steps(backend, op, R, min_time)
+    tb = traffic_bytes(op, R)
+    t = step["best_s"]
+    return {"R": R, "step": step, "load_after": common.load(), "traffic": tb,
+            "orbital_moments_per_s": R * op.dim / t,
+            "effective_gb_per_s": tb["total_bytes"] / t / 1e9,
+            "ratio_to_copy": tb["total_bytes"] / t / 1e9 / copy_gbs,
+            "seconds_per_vector_step": t / R}
 
 
 def main(argv=None) -> dict:

@@ -129,12 +129,14 @@ class Backend:
         does the whole step (``alpha=1, beta=−1`` on the Fortran-ordered
         transposes); on the CPU the fused multithreaded Numba kernel of
         :mod:`gpukpm.cpu_kernels` when Numba is installed, else SciPy's CSR
-        product and one subtraction.
+        product and one subtraction.  A :class:`~gpukpm.stencil.CellStencil`
+        H2 goes to the stencil kernel of the device (:mod:`gpukpm.gpu_kernels`
+        or :mod:`gpukpm.cpu_kernels`).
         """
         from . import cpu_kernels
 
         if isinstance(H2, CellStencil):
-            cpu_kernels.stencil_step_into(H2, x, y, y)
+            self._stencil_kernels().stencil_step_into(H2, x, y, y)
             return
         if self.is_gpu:
             from cupyx import cusparse
@@ -156,7 +158,7 @@ class Backend:
         from . import cpu_kernels
 
         if isinstance(H2, CellStencil):
-            cpu_kernels.stencil_step_into(H2, x, y, out)
+            self._stencil_kernels().stencil_step_into(H2, x, y, out)
         elif self.is_gpu:
             from cupyx import cusparse
 
@@ -182,7 +184,7 @@ class Backend:
         from . import cpu_kernels
 
         if isinstance(M, CellStencil):
-            cpu_kernels.stencil_apply(M, flat, out.reshape(flat.shape[0], M.dim))
+            self._stencil_kernels().stencil_apply(M, flat, out.reshape(flat.shape[0], M.dim))
         elif (not self.is_gpu and cpu_kernels.available() and flat.flags.c_contiguous
                 and M.dtype == flat.dtype and out.flags.c_contiguous):
             cpu_kernels.apply_rows(M, flat, out.reshape(flat.shape[0], M.shape[0]))
@@ -191,13 +193,26 @@ class Backend:
         return out
 
     def uses_stencils(self) -> bool:
-        """True when operators may be :class:`~gpukpm.stencil.CellStencil` (the CPU with Numba).
+        """True when operators may be :class:`~gpukpm.stencil.CellStencil`: on the CPU when Numba is
+        installed, on the GPU when the generated CUDA kernel passed its one-time self-check against
+        cuSPARSE (:func:`gpukpm.gpu_kernels.usable`; ``GPUKPM_GPU_STENCIL=0`` keeps CSR)."""
+        if self.is_gpu:
+            from . import gpu_kernels
 
-        The stencil kernels exist for the CPU only; the GPU keeps cuSPARSE CSR.
-        """
+            return gpu_kernels.usable(self.device_id)
         from . import cpu_kernels
 
-        return not self.is_gpu and cpu_kernels.available()
+        return cpu_kernels.available()
+
+    def _stencil_kernels(self) -> ModuleType:
+        """The module with this device's ``stencil_step_into`` and ``stencil_apply``."""
+        if self.is_gpu:
+            from . import gpu_kernels
+
+            return gpu_kernels
+        from . import cpu_kernels
+
+        return cpu_kernels
 
     def empty_block(self, shape, dtype):
         """Uninitialised array for a block of Chebyshev vectors.

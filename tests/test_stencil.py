@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from gpukpm import cpu_kernels, kpm, models
-from gpukpm.backend import get_backend
+from gpukpm.backend import get_backend, gpu_status
 from gpukpm.stencil import STENCIL_NAMES, CellStencil, lattice_stencil
 
 MODELS = [
@@ -62,12 +62,18 @@ def test_stencil_rejects_unknown_names():
         lattice_stencil(MODELS[0][0], (3, 3), "jz")
 
 
-@needs_numba
+STENCIL_BACKENDS = [pytest.param("cpu", marks=needs_numba),
+                    pytest.param("gpu", marks=pytest.mark.skipif(not gpu_status()[0], reason="no usable CUDA device"))]
+
+
+@pytest.mark.parametrize("backend", STENCIL_BACKENDS)
 @pytest.mark.parametrize("trace", ["exact", 3])
-def test_moments_with_stencils_equal_the_csr_route(trace):
+def test_moments_with_stencils_equal_the_csr_route(trace, backend):
+    """Same μ through the stencil kernels (CPU: Numba; GPU: the generated CUDA kernel) and CSR."""
     system = MODELS[0][0].real_space((6, 5), disorder=0.5, seed=1)
     kw = dict(left=("sx", "jx", "sz"), right="jx", num_moments=40, trace=trace, seed=2, bounds=(-9.5, 9.5),
-              progress=False, backend="cpu")
+              progress=False, backend=backend)
+    assert get_backend(backend).uses_stencils()
     fast = kpm.kubo_moments(system, **kw)
     slow = kpm.kubo_moments(CSROnly(system), **kw)
     scale = np.abs(slow.mu_samples).max()
