@@ -33,15 +33,24 @@ sdist with::
 
 Units: kwant's ``Correlator.__call__`` returns ``2·4²/(2a)² ∫ …`` with the
 comment "linear response in units of volume · e²/h"; its random vectors are
-unit-modulus phases (not normalised), so the moments are Tr-estimates, not
+unit-modulus phases (not normalised), so its moments are Tr-estimates, not
 Tr/D.  The factor is measured here (``identical_hamiltonian_check``,
-untimed): on gpukpm's periodic H and ĵ_x of an 8 × 8 supercell (256
-orbitals), kwant's exact trace (vectors √D·e_k, so that its mean over vectors
-is the trace, as with its random-phase vectors) over the area is compared
-with gpukpm's exact-trace σ_xx in e²/h at the same N and rescaling:
-(raw / area) / σ = KWANT_RAW_OVER_AREA_TO_E2_OVER_H⁻¹, see the JSON
-(``identical_hamiltonian_check.raw_over_area_over_gpukpm``); σ(e²/h) =
-KWANT_RAW_OVER_AREA_TO_E2_OVER_H × raw / area.
+untimed): on gpukpm's periodic H and ĵ_x of a 16 × 16 supercell (1024
+orbitals, W = 1 eV, N = 64), kwant's exact trace (vectors √D·e_k, so that its
+mean over vectors is the trace, as with random phases) divided by the area
+(nm²) over gpukpm's exact-trace σ_xx in e²/h gave 1.003–1.017 over
+ε_F = ±0.5…±2 eV with a dense energy grid (``kwant.kpm.SAMPLING = 16``) and
+0.87–1.02 with kwant's default 2N nodes (its T = 0 Fermi step is integrated
+by Simpson on those nodes), so σ(e²/h) = raw / area, factor 1
+(``KWANT_RAW_OVER_AREA_TO_E2_OVER_H``): the docstring's "volume · e²/h" holds,
+spin included, no 2 or 2π.  (At 12 × 12 the same check scatters more: 0.95–1.07
+dense, 0.54–1.36 default.)
+
+Size: kwant keeps every T_n(H)|r⟩ and T_m(H) ĵ|r⟩ (and copies) in memory;
+its peak RSS was 3.4 GB at 128² and 7.6 GB at 192² cells (N = 256, one
+vector), i.e. about 13 × N × D × 16 B, so 256² (≈ 13.5 GB by that scaling,
+not run) exceeds the 12 GB allowed on the 23 GB test machine; the default is
+L = 192.  The exact-trace check at 16 × 16 peaks at ≈ 9.7 GB in the kwant process.
 
 Timings: kwant's moments stage is the ``Correlator`` construction (Chebyshev
 recursions of T_n(H)|r⟩ and T_m(H) ĵ|r⟩, stored in full, ĵ applied to every
@@ -60,7 +69,7 @@ single-threaded; only the Ω†Ψ GEMM uses BLAS threads).
 The stochastic error of one vector is estimated (untimed) as 2 × the stderr of
 a 4-vector gpukpm run.
 
-    python benchmarks/bench_peer_kwant.py [--L 256] [--N 256] [--peer-venv /tmp/kwenv]
+    python benchmarks/bench_peer_kwant.py [--L 192] [--N 256] [--peer-venv /tmp/kwenv]
 
 Result: ``benchmarks/results/peer_kwant_cpu.json``.
 """
@@ -123,10 +132,24 @@ def peer_main(cfg: dict) -> dict:
     else:
         kw = dict(vector_factory=[np.load(cfg["dump"] + ".vec.npy")], num_vectors=1)
     t_load = time.perf_counter() - t00
+
+    def correlator():
+        # positions are required by kwant whenever H is a matrix, but unused when alpha/beta are matrices
+        return kwant.kpm.conductivity(H, alpha=jx, beta=jx, positions=np.zeros((D, 2)), num_moments=cfg["N"],
+                                      bounds=tuple(cfg["bounds"]), eps=2 * cfg["margin"],
+                                      kernel=kwant.kpm.jackson_kernel, **kw)
+
+    if cfg["mode"] == "exact":  # kwant's default 2N energy nodes, and a denser grid (its module constant)
+        out = {}
+        for s in cfg["samplings"]:
+            kwant.kpm.SAMPLING = s
+            cond = correlator()
+            out[f"raw_sampling_{s}"] = [float(np.real(cond(mu=e, temperature=0.0))) for e in cfg["energies"]]
+        return dict(out, num_orbitals=int(D), num_moments=int(cond.num_moments), num_vectors=int(cond.num_vectors),
+                    rescaling_a_b=[float(cond._a), float(cond._b)], peak_rss_MB=_peak_rss_mb(),
+                    kwant_version=kwant.__version__)
     tick = time.perf_counter()
-    # positions are required by kwant whenever H is a matrix, but unused when alpha/beta are matrices
-    cond = kwant.kpm.conductivity(H, alpha=jx, beta=jx, positions=np.zeros((D, 2)), num_moments=cfg["N"], bounds=tuple(cfg["bounds"]),
-                                  eps=2 * cfg["margin"], kernel=kwant.kpm.jackson_kernel, **kw)
+    cond = correlator()
     t_corr = time.perf_counter() - tick
     tick = time.perf_counter()
     raw = np.array([cond(mu=e, temperature=0.0) for e in cfg["energies"]])
@@ -134,8 +157,7 @@ def peer_main(cfg: dict) -> dict:
     total = time.perf_counter() - t00
     return {"kwant_version": kwant.__version__, "mode": cfg["mode"], "num_orbitals": int(D), "nnz": int(H.nnz),
             "num_moments": int(cond.num_moments), "num_vectors": int(cond.num_vectors),
-            "vector": ("sqrt(D) e_k, all k" if cfg["mode"] == "exact" else
-                       "kwant's own RandomVectors(rng=seed)" if cfg.get("own_vector") else "gpukpm's vector 0"),
+            "vector": "kwant's own RandomVectors(rng=seed)" if cfg.get("own_vector") else "gpukpm's vector 0",
             "rescaling_a_b": [float(cond._a), float(cond._b)], "import_s": t_import, "load_s": t_load,
             "correlator_s": t_corr, "integral_factor_s": timers["integral_factor_s"],
             "moments_s": t_corr - timers["integral_factor_s"], "cond_calls_s": t_eval,
@@ -214,7 +236,7 @@ def dump_system(system, path: str, seed: int = 0) -> None:
     np.save(path + ".vec.npy", random_phase_vectors(system.num_orbitals, seed, 0, [0])[:, 0].copy())
 
 
-def identical_hamiltonian_check(python: str, threads: int, N: int, L: int = 8) -> dict:
+def identical_hamiltonian_check(python: str, threads: int, L: int = 16, N: int = 64, samplings=(2, 16)) -> dict:
     """kwant's exact-trace raw output / area over gpukpm's exact-trace σ_xx (e²/h), same H and ĵ_x (untimed)."""
     from gpukpm import kpm
     from gpukpm.spectrum import rescaling
@@ -224,27 +246,32 @@ def identical_hamiltonian_check(python: str, threads: int, N: int, L: int = 8) -
         dump = str(Path(tmp) / "kw")
         dump_system(system, dump)
         kw = run_peer(python, dict(mode="exact", dump=dump, N=N, bounds=bounds_for(), margin=MARGIN,
-                                   energies=FERMI, seed=0), threads)
+                                   energies=FERMI, seed=0, samplings=list(samplings)), threads)
     mom = kpm.kubo_moments(system, left=("jx",), right="jx", num_moments=N, trace="exact",
                            scaling=rescaling(system.hamiltonian, bounds=bounds_for(), epsilon=MARGIN), progress=False)
     sigma = np.real(np.asarray(kpm.conductivity(mom, np.array(FERMI)).values[0]))
-    ratio = np.array(kw["raw"]) / system.area / sigma
+    ratios = {f"sampling_{s}": (np.array(kw[f"raw_sampling_{s}"]) / system.area / sigma).tolist() for s in samplings}
     return {"L": L, "boundaries": "periodic (gpukpm's H and ĵ_x handed to kwant as matrices)",
             "num_orbitals": system.num_orbitals, "num_moments": N, "area_nm2": system.area,
-            "energies_eV": FERMI, "gpukpm_exact_e2_over_h": sigma.tolist(), "kwant_exact_raw": kw["raw"],
-            "raw_over_area_over_gpukpm": ratio.tolist(), "kwant_rescaling_a_b": kw["rescaling_a_b"],
-            "gpukpm_rescaling_a_b": [mom.scaling.a, mom.scaling.b], "kwant_peak_rss_MB": kw["peak_rss_MB"],
-            "factor_used": KWANT_RAW_OVER_AREA_TO_E2_OVER_H}
+            "trace": "exact in both (kwant: vectors sqrt(D) e_k)", "energies_eV": FERMI,
+            "gpukpm_exact_e2_over_h": sigma.tolist(),
+            "kwant_exact_raw": {f"sampling_{s}": kw[f"raw_sampling_{s}"] for s in samplings},
+            "raw_over_area_over_gpukpm": ratios,
+            "mean_ratio": {k: float(np.mean(v)) for k, v in ratios.items()},
+            "sampling_note": "kwant.kpm.SAMPLING = energy nodes per moment of its σ(μ) quadrature (default 2)",
+            "kwant_rescaling_a_b": kw["rescaling_a_b"], "gpukpm_rescaling_a_b": [mom.scaling.a, mom.scaling.b],
+            "kwant_peak_rss_MB": kw["peak_rss_MB"], "factor_used": KWANT_RAW_OVER_AREA_TO_E2_OVER_H}
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--peer", help=argparse.SUPPRESS)
-    p.add_argument("--L", type=int, default=256)
+    p.add_argument("--L", type=int, default=192, help="cells per side (256 needs ≈ 13.5 GB in kwant)")
     p.add_argument("--N", type=int, default=256)
     p.add_argument("--peer-venv", default=os.environ.get("KWANT_VENV", "/tmp/kwenv"))
     p.add_argument("--kwant-own-vector", action="store_true", help="kwant draws its own random vector")
-    p.add_argument("--check-L", type=int, default=8, help="supercell of the exact-trace units check")
+    p.add_argument("--check-L", type=int, default=16, help="supercell of the exact-trace units check")
+    p.add_argument("--check-N", type=int, default=64, help="moments of the exact-trace units check")
     p.add_argument("--no-native-build", action="store_true")
     p.add_argument("--output", default=None)
     args = p.parse_args()
@@ -287,8 +314,9 @@ def main():
     print("gpukpm 4 vectors (error estimate) ...", flush=True)
     gk4 = gpukpm_job(L, N, {}, vectors=4)
     print("identical-Hamiltonian exact-trace units check ...", flush=True)
-    same_h = identical_hamiltonian_check(py, threads, N, args.check_L)
-    print("  kwant raw/area / gpukpm exact:", np.round(same_h["raw_over_area_over_gpukpm"], 4), flush=True)
+    same_h = identical_hamiltonian_check(py, threads, args.check_L, args.check_N)
+    for k, v in same_h["raw_over_area_over_gpukpm"].items():
+        print(f"  kwant raw/area / gpukpm exact ({k}):", np.round(v, 4), flush=True)
 
     E = np.array(ENERGIES)
     idx = [int(np.argmin(np.abs(E - e))) for e in FERMI]
@@ -314,6 +342,9 @@ def main():
                       "_build_integral_factor + cond(mu) calls; kwant whole = load .npz + Correlator + σ(E) "
                       "(gpukpm's H handed over; import excluded); the last ratio adds kwant's own Builder build"}
     payload = {"benchmark": "peer_kwant", "date": common.now(), "machine": common.machine_info(be),
+               "peer_install": ("python3 -m venv /tmp/kwenv && /tmp/kwenv/bin/pip install 'numpy<2' 'scipy<1.14' "
+                                "'cython<3.1' tinyarray setuptools wheel && /tmp/kwenv/bin/pip install "
+                                "--no-build-isolation kwant  (kwant 1.5.0 from sdist, no MUMPS)"),
                "threads": {"kwant_env_threads": threads, "kwant_note": "SciPy SpMV single-threaded; BLAS GEMM threaded",
                            "gpukpm": "Numba step threads (NUMBA_NUM_THREADS / affinity) + OpenBLAS GEMM, see machine.threadpools",
                            "affinity_cpus": threads},
