@@ -29,7 +29,7 @@ import scipy.sparse
 from . import __version__
 from .backend import get_backend
 from .chebyshev import ChebyshevChain, RescaledOperator, guard_norm
-from .operators import OPERATOR_NAMES
+from .operators import OPERATOR_NAMES, PAULI, SPIN_NAMES
 from .stencil import STENCIL_NAMES
 from .progress import Progress
 from .random import check_seed, random_phase_vectors
@@ -250,12 +250,13 @@ class _KuboEngine:
         t = be.timer()
         chain_y = ChebyshevChain(self.op, self._apply(self.right, start), N, self.b)
         y_buffer = be.empty_block((self.b, R, D), start.dtype)
-        tile = be.empty_block((nA, c, R, D), start.dtype)
+        tile = be.empty_block(self._tile_shape(R, D), start.dtype)
         self.time_spmv += be.timer() - t
         for J in range(chain_y.num_blocks):
             n0, n1 = chain_y.block_range(J)
             t = be.timer()
             Y = chain_y.block(J, out=y_buffer[: n1 - n0])
+            self._prepare_y(Y)
             self.time_spmv += be.timer() - t
             m_end = min(N, -(-n1 // c) * c) if hermitian_blocks else N
             for m0, m1 in self._x_tiles(start, tile, m_end):
@@ -270,8 +271,19 @@ class _KuboEngine:
                 mu[..., :m0, m0:m1] = xp.conj(xp.swapaxes(mu[..., m0:m1, :m0], -1, -2))
         return mu
 
+    def _tile_shape(self, R: int, D: int) -> tuple:
+        return len(self.left_dagger), self.c, R, D
+
+    def _prepare_y(self, Y) -> None:
+        """Hook for a layout change of a fresh Y block (none here)."""
+
+    def _fill_tile(self, tile, slot: int, cur) -> None:
+        """``tile[k, slot] = A_k† T_m|v⟩`` for every left operator k."""
+        for k, Ad in enumerate(self.left_dagger):
+            self._apply(Ad, cur, out=tile[k, slot])
+
     def _x_tiles(self, start, tile, m_end: int):
-        """Fill ``tile[k, m − m0] = A_k† T_m|v⟩`` for successive tiles; yield ``(m0, m1)`` after each."""
+        """Fill the tile slots ``m − m0`` from ``T_m|v⟩`` for successive tiles; yield ``(m0, m1)`` after each."""
         be, op = self.be, self.op
         c = self.c
         buffers = [be.xp.empty_like(start) for _ in range(3)]
@@ -280,8 +292,7 @@ class _KuboEngine:
             m1 = min(m0 + c, m_end)
             t = be.timer()
             for m in range(m0, m1):
-                for k, Ad in enumerate(self.left_dagger):
-                    self._apply(Ad, cur, out=tile[k, m - m0])
+                self._fill_tile(tile, m - m0, cur)
                 if m + 1 < m_end:
                     nxt = next(buf for buf in buffers if buf is not cur and buf is not prev)
                     if prev is None:
@@ -309,6 +320,61 @@ class _KuboEngine:
                     if R > 1:
                         P, Q = xp.ascontiguousarray(P), xp.ascontiguousarray(Q)
                     mu[r, k, n0:n1, m0:m1] = gemm(P, Q).T
+
+
+class _SpinKuboEngine(_KuboEngine):
+    """:class:`_KuboEngine` for left operators that are all on-site spins ``s_k = 1 ⊗ σ_k``.
+
+    With the spin the fastest orbital index, ``⟨X| s_k |Y⟩ = Σ_ab (σ_k)_ab G_ab`` with the four
+    spin-resolved products ``G_ab[m, n] = Σ_i conj(X_m[i, a]) Y_n[i, b]`` (sums over the D/2
+    sites i).  Each G_ab is a GEMM of inner dimension D/2, so s_x, s_y, s_z together cost the
+    flops of two full GEMMs instead of three (s_z alone needs G_↑↑, G_↓↓; s_x and s_y share
+    G_↑↓, G_↓↑).  The tile holds ``conj`` of the two spin halves of each ``T_m|v⟩`` (one
+    tile for all operators instead of one per operator, no sparse products), and every Y block
+    is rearranged in place to ``[Y_↑ | Y_↓]`` per vector, so both GEMM operands are row-strided
+    views: ``tile_a @ Y_bᵀ`` runs as one BLAS call without copies (NumPy's matmul; CPU only).
+    """
+
+    def __init__(self, op: RescaledOperator, spins, right, num_moments: int, block_size: int, tile_size: int):
+        super().__init__(op, [None] * len(spins), right, num_moments, block_size, tile_size, [False] * len(spins))
+        self.spins = [np.asarray(s, dtype=complex) for s in spins]
+        self.pairs = [(a, b) for a in range(2) for b in range(2) if any(s[a, b] != 0 for s in self.spins)]
+
+    def _tile_shape(self, R: int, D: int) -> tuple:
+        return 2, self.c, R, D // 2
+
+    def _prepare_y(self, Y) -> None:
+        """Every ``Y[n, r]`` from interleaved spins (↑↓↑↓…) to ``[↑… | ↓…]``, in place."""
+        xp = self.xp
+        H = Y.shape[-1] // 2
+        scratch = xp.empty(Y.shape[1:], dtype=Y.dtype)
+        for n in range(Y.shape[0]):
+            scratch[...] = Y[n]
+            Y[n, :, :H] = scratch[:, 0::2]
+            Y[n, :, H:] = scratch[:, 1::2]
+
+    def _fill_tile(self, tile, slot: int, cur) -> None:
+        for a in range(2):
+            self.xp.conjugate(cur[:, a::2], out=tile[a, slot])
+
+    def _tile_gemm(self, mu, tile, Y, m0: int, m1: int, n0: int, n1: int, summed: bool) -> None:
+        """``mu[..., k, n, m] = Σ_ab (σ_k)_ab Σ_i conj(X_m[i,a]) Y_n[i,b]`` from one GEMM per spin pair."""
+        width, R, H = m1 - m0, Y.shape[1], Y.shape[2] // 2
+        G = {}
+        for r in range(R):
+            for a, b in self.pairs:
+                g = tile[a, :width, r] @ Y[:, r, b * H:(b + 1) * H].T  # (width, n1 − n0)
+                if summed:
+                    G[a, b] = g if r == 0 else G[a, b] + g
+                else:
+                    G[r, a, b] = g
+        for r in range(1 if summed else R):
+            for k, s in enumerate(self.spins):
+                block = sum(s[a, b] * G[(a, b) if summed else (r, a, b)] for a, b in self.pairs if s[a, b] != 0)
+                if summed:
+                    mu[k, n0:n1, m0:m1] = block.T
+                else:
+                    mu[r, k, n0:n1, m0:m1] = block.T
 
 
 def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int = 256, trace="exact",
@@ -368,14 +434,20 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
     real_left = [hermitian and ((A is not None and A is B) or name == right_name != "custom")
                  for name, A in left_named]
 
+    # on-site spins only (CPU): one spin-resolved GEMM per spin pair serves them all
+    spin_route = (not be.is_gpu and all(name in SPIN_NAMES for name, _ in left_named) and not any(real_left))
+    tile_vectors = 1 if spin_route else len(left_named)  # vectors per tile slot
     batch = vectors_per_batch or (min(32, D) if kind == "exact" else 1)
     budget = memory_budget or int(DEFAULT_MEMORY_FRACTION * be.free_memory())
     vector_bytes = batch * D * dtype.itemsize
-    tile = int(min(N, DEFAULT_TILE, max(8, budget // (4 * len(left_named) * vector_bytes))))  # ≤ ¼ of the budget
-    b = int(block_size) if block_size else choose_block_size(N, D, batch, len(left_named),
+    tile = int(min(N, DEFAULT_TILE, max(8, budget // (4 * tile_vectors * vector_bytes))))  # ≤ ¼ of the budget
+    b = int(block_size) if block_size else choose_block_size(N, D, batch, tile_vectors,
                                                              dtype.itemsize, budget, tile)
     b = min(b, N)
-    engine = _KuboEngine(op, left_dagger, right_op, N, b, tile, real_left)
+    if spin_route:
+        engine = _SpinKuboEngine(op, [PAULI[name[1]] for name, _ in left_named], right_op, N, b, tile)
+    else:
+        engine = _KuboEngine(op, left_dagger, right_op, N, b, tile, real_left)
 
     starts = (list(range(0, D, batch)) if kind == "exact" else list(range(0, R, batch)))
     # progress in Chebyshev products: per batch the Y chain once and the X chain once per Y block
@@ -408,6 +480,7 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
         dtype=str(dtype),
         block_size=b,
         tile_size=tile,
+        gemm_route="spin-resolved" if spin_route else "per-operator",
         vectors_per_batch=batch,
         spmv_count=op.spmv_count,
         nnz=op.nnz,
