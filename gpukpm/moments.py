@@ -357,13 +357,27 @@ class _SpinKuboEngine(_KuboEngine):
         for a in range(2):
             self.xp.conjugate(cur[:, a::2], out=tile[a, slot])
 
+    def _spin_products(self, P, Yr):
+        """``(a, b, G_ab)`` for the needed pairs from the tile halves P (2, width, H) and Yr (n, D),
+        each Yr[n] laid out ``[↑ | ↓]``.  When all four pairs are needed and Yr is contiguous, Yr
+        read as (2n, H) (rows n↑, n↓, …) gives both b of one a in a single, larger GEMM."""
+        H = Yr.shape[1] // 2
+        if len(self.pairs) == 4 and Yr.flags.c_contiguous:
+            stacked = Yr.reshape(2 * Yr.shape[0], H)
+            for a in range(2):
+                g = P[a] @ stacked.T  # (width, 2n): columns (n, ↑), (n, ↓), …
+                yield a, 0, g[:, 0::2]
+                yield a, 1, g[:, 1::2]
+            return
+        for a, b in self.pairs:
+            yield a, b, P[a] @ Yr[:, b * H:(b + 1) * H].T
+
     def _tile_gemm(self, mu, tile, Y, m0: int, m1: int, n0: int, n1: int, summed: bool) -> None:
-        """``mu[..., k, n, m] = Σ_ab (σ_k)_ab Σ_i conj(X_m[i,a]) Y_n[i,b]`` from one GEMM per spin pair."""
+        """``mu[..., k, n, m] = Σ_ab (σ_k)_ab Σ_i conj(X_m[i,a]) Y_n[i,b]`` (:meth:`_spin_products`)."""
         width, R, H = m1 - m0, Y.shape[1], Y.shape[2] // 2
         G = {}
         for r in range(R):
-            for a, b in self.pairs:
-                g = tile[a, :width, r] @ Y[:, r, b * H:(b + 1) * H].T  # (width, n1 − n0)
+            for a, b, g in self._spin_products(tile[:, :width, r], Y[:, r]):
                 if summed:
                     G[a, b] = g if r == 0 else G[a, b] + g
                 else:
