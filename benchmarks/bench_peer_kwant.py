@@ -89,7 +89,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_peer_pybinding import (A_NM, ENERGIES, EXCHANGE, FERMI, MASS, PB_MARGIN, RASHBA, T_HOP, W,  # noqa: E402
-                                  bounds_for, gpukpm_job)
+                                  agreement_table, bounds_for, gpukpm_job)
 
 MARGIN = PB_MARGIN  # gpukpm's ε; kwant gets eps = 2 ε (same half-width a)
 KWANT_RAW_OVER_AREA_TO_E2_OVER_H = 1.0  # measured by identical_hamiltonian_check (see the module docstring)
@@ -318,21 +318,9 @@ def main():
     for k, v in same_h["raw_over_area_over_gpukpm"].items():
         print(f"  kwant raw/area / gpukpm exact ({k}):", np.round(v, 4), flush=True)
 
-    E = np.array(ENERGIES)
-    idx = [int(np.argmin(np.abs(E - e))) for e in FERMI]
-    table = []
-    for e, i in zip(FERMI, idx):
-        g, kv = gk["sigma_e2_over_h"][i], kw["sigma_e2_over_h"][i]
-        err1 = 2 * gk4["stderr"][i]
-        diff = kv - g
-        same_vec = not args.kwant_own_vector
-        tol = float(np.sqrt(2) * err1)
-        table.append({"E_F_eV": e, "gpukpm_1vec": g, "gpukpm_4vec_mean": gk4["sigma_e2_over_h"][i],
-                      "gpukpm_4vec_stderr": gk4["stderr"][i], "single_vector_error_est": err1,
-                      "kwant_1vec": kv, "difference": diff, "relative_difference": diff / g if g else None,
-                      "same_random_vector": same_vec, "combined_error": tol,
-                      "within_combined_error": bool(abs(diff) <= tol),
-                      "ratio_kwant_over_gpukpm": kv / g if g else None})
+    table = agreement_table(gk, gk4, kw["sigma_e2_over_h"], "kwant_1vec", "ratio_kwant_over_gpukpm")
+    for row in table:
+        row["same_random_vector"] = not args.kwant_own_vector
     ratios = {"moments_stage_kwant_over_gpukpm": kw["moments_s"] / gk["moments_s"],
               "sigma_stage_kwant_over_gpukpm": kw["conductivity_s"] / gk["conductivity_s"],
               "whole_job_kwant_over_gpukpm": kw["whole_job_s"] / gk["whole_job_s"],
