@@ -33,7 +33,8 @@ class RescaledOperator:
     """``2H̃ = 2(H − b)/a`` on the backend (CSR, or a cell stencil), with its SpMV/SpMM step.
 
     ``stencil`` (a :class:`~gpukpm.stencil.CellStencil` of H) is used instead
-    of the CSR matrix when the backend runs stencils (the CPU with Numba).
+    of the CSR matrix when the backend runs stencils (the CPU with Numba, the GPU
+    once its kernel passed the self-check); ``route`` records which ("stencil" or "csr").
     """
 
     def __init__(self, hamiltonian, scaling: Rescaling, backend, dtype=np.complex128, stencil=None):
@@ -50,6 +51,7 @@ class RescaledOperator:
             eye = scipy.sparse.identity(H.shape[0], dtype=dtype, format="csr")
             self.dim = H.shape[0]
             self.H2 = backend.csr((H - scaling.b * eye) * (2.0 / scaling.a), dtype=dtype)  # 2H̃
+        self.route = "stencil" if stencil is not None and backend.uses_stencils() else "csr"  # provenance
         self.nnz = int(self.H2.nnz)
         self.spmv_count = 0  # vector-products performed (one per column per step)
         self.progress = None  # optional gpukpm.progress.Progress, advanced per vector-product

@@ -24,10 +24,9 @@ disorder realisation and model parameter.  Wrap-around costs one compare
 per offset direction (|δ| ≤ L; a modulo otherwise).  CuPy compiles it with
 NVRTC on first use and caches the binary on disk.
 
-:func:`host_source` wraps the very same kernel text in a sequential grid loop
-as plain C++ (``__global__`` and the thread indices defined away), so the
-kernel is tested on machines without a GPU by compiling it with the host
-compiler (``tests/test_gpu_kernels.py``).  On a device, :func:`usable` runs
+Without a GPU the kernel is tested on the CUDA emulator of ``tests/cuda_emulator``, which
+compiles this very source with the host C++ compiler (the grid run as a loop) and checks every
+launch argument against the parameter list.  On a device, :func:`usable` runs
 a one-time self-check of the compiled kernel against cuSPARSE's CSR product
 and the backend falls back to CSR, with a warning, if it fails;
 ``GPUKPM_GPU_STENCIL=0`` turns the stencil route off.
@@ -40,7 +39,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["KERNEL_NAME", "THREADS_PER_BLOCK", "kernel_source", "host_source", "stencil_step_into",
+__all__ = ["KERNEL_NAME", "THREADS_PER_BLOCK", "kernel_source", "stencil_step_into",
            "stencil_apply", "usable"]
 
 KERNEL_NAME = "gpukpm_stencil"
@@ -111,37 +110,6 @@ def kernel_source(S) -> str:
     return _TEMPLATE.format(real="float" if single else "double", align=8 if single else 16, name=KERNEL_NAME,
                             parameters=", ".join(f"{ctype} {name}" for ctype, name in _PARAMETERS), O=O,
                             neighbours="\n".join(neighbours), rows="\n".join(rows))
-
-
-_HOST_PRELUDE = """\
-/* Host build of a gpukpm stencil kernel: the CUDA grid as a sequential loop (tests only). */
-#define __global__
-#define __align__(n) alignas(n)
-struct gpukpm_index {{ unsigned x, y; }};
-static gpukpm_index threadIdx, blockIdx, blockDim;
-"""
-
-_HOST_LAUNCH = """
-extern "C" void launch(unsigned blocks, unsigned vectors, unsigned threads, {parameters})
-{{
-    blockDim.x = threads;
-    for (unsigned r = 0; r < vectors; ++r)
-        for (unsigned b = 0; b < blocks; ++b)
-            for (unsigned k = 0; k < threads; ++k) {{
-                blockIdx.x = b; blockIdx.y = r; threadIdx.x = k;
-                {name}({arguments});
-            }}
-}}
-"""
-
-
-def host_source(S) -> str:
-    """C++ translation unit: :func:`kernel_source` of S plus ``launch(blocks, vectors, threads, …)``,
-    which runs every thread of the (blocks, vectors) grid in turn with the kernel's own parameters."""
-    parameters = ", ".join(f"{ctype} {name}" for ctype, name in _PARAMETERS)
-    return (_HOST_PRELUDE.format() + kernel_source(S)
-            + _HOST_LAUNCH.format(parameters=parameters, name=KERNEL_NAME,
-                                  arguments=", ".join(name for _, name in _PARAMETERS)))
 
 
 def grid_blocks(S) -> int:

@@ -374,7 +374,7 @@ class _SpinKuboEngine(_KuboEngine):
 
     def _tile_gemm(self, mu, tile, Y, m0: int, m1: int, n0: int, n1: int, summed: bool) -> None:
         """``mu[..., k, n, m] = Σ_ab (σ_k)_ab Σ_i conj(X_m[i,a]) Y_n[i,b]`` (:meth:`_spin_products`)."""
-        width, R, H = m1 - m0, Y.shape[1], Y.shape[2] // 2
+        width, R = m1 - m0, Y.shape[1]
         G = {}
         for r in range(R):
             for a, b, g in self._spin_products(tile[:, :width, r], Y[:, r]):
@@ -495,6 +495,7 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
         block_size=b,
         tile_size=tile,
         gemm_route="spin-resolved" if spin_route else "per-operator",
+        operator_route=op.route,
         vectors_per_batch=batch,
         spmv_count=op.spmv_count,
         nnz=op.nnz,
@@ -551,7 +552,7 @@ def dos_moments(system, num_moments: int = 256, trace="exact", seed: int = 0, *,
         mu = mu.sum(axis=0, keepdims=True)
     samples = mu[:, None, :].astype(np.complex128)
     provenance = dict(be.device_info(), gpukpm=__version__, dtype=str(dtype), spmv_count=op.spmv_count,
-                      nnz=op.nnz, time_total=time.perf_counter() - t_start)
+                      nnz=op.nnz, operator_route=op.route, time_total=time.perf_counter() - t_start)
     return Moments(
         mu_samples=samples, a=scale.a, b=scale.b, emin=scale.emin, emax=scale.emax, epsilon=scale.epsilon,
         num_orbitals=float(D), area=float(system.area), left=(name,), right=None, trace=kind, seed=seed,

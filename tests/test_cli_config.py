@@ -98,7 +98,7 @@ def test_moments_file_round_trip(tmp_path):
     from gpukpm import kpm, models
 
     system = models.GrapheneRashba(rashba=0.2, exchange=0.1).real_space(shape=(3, 4), disorder=1.0, seed=4)
-    mom = kpm.kubo_moments(system, num_moments=12, trace=2, seed=5, progress=False)
+    mom = kpm.kubo_moments(system, num_moments=12, trace=2, seed=5, backend="cpu", progress=False)
     io.save_moments(tmp_path / "m.h5", mom)
     back = io.load_moments(tmp_path / "m.h5")
     np.testing.assert_array_equal(back.mu_samples, mom.mu_samples)

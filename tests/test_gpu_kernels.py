@@ -1,13 +1,12 @@
 """The GPU stencil kernel (gpukpm.gpu_kernels) against the CSR matrix its stencil represents.
 
-Without a device the kernel's own source is compiled by the host C++ compiler
-(:func:`gpukpm.gpu_kernels.host_source`: the CUDA grid run as a loop) and
-called through ctypes; with nvcc on the PATH its CUDA build is checked too; on
-a CUDA device the CuPy route is compared with the CPU.
+Without a device the kernel runs on the CUDA emulator (``tests/cuda_emulator``: its own CUDA
+source compiled by the host C++ compiler, the grid run as a loop, every launch argument checked
+against the kernel's parameters), through gpukpm's own launch code; with nvcc on the PATH its
+CUDA build is checked too; on a CUDA device the CuPy route is compared with the CPU.
 """
 from __future__ import annotations
 
-import ctypes
 import shutil
 import subprocess
 
@@ -19,31 +18,8 @@ from gpukpm.backend import gpu_status
 from gpukpm.models import GrapheneRashba, Rashba2DEGLattice
 from gpukpm.stencil import lattice_stencil
 
-COMPILER = shutil.which("c++") or shutil.which("g++")
-needs_compiler = pytest.mark.skipif(COMPILER is None, reason="no host C++ compiler")
-
-
-def _host_kernel(S, directory):
-    """ctypes ``launch`` of S's kernel built for the host."""
-    source = directory / f"stencil_{abs(hash(gpu_kernels.kernel_source(S)))}.cpp"
-    source.write_text(gpu_kernels.host_source(S))
-    library = source.with_suffix(".so")
-    subprocess.run([COMPILER, "-O1", "-shared", "-fPIC", "-Wall", "-Werror", str(source), "-o", str(library)],
-                   check=True, capture_output=True, text=True)
-    launch = ctypes.CDLL(str(library)).launch
-    launch.restype = None
-    return launch
-
-
-def _run_host(launch, S, x, y, out, subtract: bool):
-    real = np.float32 if S.dtype == np.complex64 else np.float64
-    values = np.ascontiguousarray(S.entry_value)
-    diagonal = S.diagonal if S.diagonal is not None else np.zeros(1, real)
-    pointer = ctypes.c_void_p
-    launch(ctypes.c_uint(gpu_kernels.grid_blocks(S)), ctypes.c_uint(x.shape[0]),
-           ctypes.c_uint(gpu_kernels.THREADS_PER_BLOCK), ctypes.c_int(S.cells[0]), ctypes.c_int(S.cells[1]),
-           pointer(values.ctypes.data), pointer(diagonal.ctypes.data), ctypes.c_int(S.diagonal is not None),
-           pointer(x.ctypes.data), pointer(y.ctypes.data), pointer(out.ctypes.data), ctypes.c_int(subtract))
+needs_compiler = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                                    reason="the emulated RawKernel needs a host C++ compiler")
 
 
 def _stencils():
@@ -62,39 +38,58 @@ def _stencils():
     yield "self-check", gpu_kernels.check_stencil()
 
 
+def _random_rows(rng, R, dim, dtype):
+    return (rng.normal(size=(R, dim)) + 1j * rng.normal(size=(R, dim))).astype(dtype)
+
+
 @needs_compiler
 @pytest.mark.parametrize("dtype, tol", [(np.complex128, 1e-13), (np.complex64, 2e-6)])
-def test_host_build_matches_csr(tmp_path, dtype, tol):
+def test_emulated_kernel_matches_csr(cupy_emulator, dtype, tol):
     rng = np.random.default_rng(5)
     for label, S in _stencils():
         S = S.astype(dtype)
         M = S.to_csr()
-        launch = _host_kernel(S, tmp_path)
-        R = 3
-        x = (rng.normal(size=(R, S.dim)) + 1j * rng.normal(size=(R, S.dim))).astype(dtype)
-        y = (rng.normal(size=(R, S.dim)) + 1j * rng.normal(size=(R, S.dim))).astype(dtype)
+        x, y = _random_rows(rng, 3, S.dim, dtype), _random_rows(rng, 3, S.dim, dtype)
         expected = (M @ x.T).T
         scale = np.abs(expected).max()
-        out = np.full_like(x, np.nan)
-        _run_host(launch, S, x, x, out, subtract=False)
-        assert np.abs(out - expected).max() <= tol * scale, label
-        step = expected - y
-        _run_host(launch, S, x, y, y, subtract=True)  # in place, y ← Sx − y
-        assert np.abs(y - step).max() <= tol * scale, label
+        xd, yd = cupy_emulator.asarray(x), cupy_emulator.asarray(y)
+        out = cupy_emulator.asarray(np.full_like(x, np.nan))
+        gpu_kernels.stencil_apply(S, xd, out)
+        assert np.abs(out.get() - expected).max() <= tol * scale, label
+        gpu_kernels.stencil_step_into(S, xd, yd, yd)  # in place, y ← Sx − y, as the recursion calls it
+        assert np.abs(yd.get() - (expected - y)).max() <= tol * scale, label
 
 
 @needs_compiler
-def test_host_build_wraps_offsets_longer_than_the_supercell(tmp_path):
+def test_emulated_kernel_wraps_offsets_longer_than_the_supercell(cupy_emulator):
     """An offset of 3 cells on a 2-cell direction takes the modulo branch."""
     from gpukpm.stencil import CellStencil
 
     S = CellStencil.from_entries((2, 5), 1, [(0, (3, -1), 0, 1.0 + 0.5j), (0, (0, 0), 0, -0.25)])
     assert "%" in gpu_kernels.kernel_source(S)
-    launch = _host_kernel(S, tmp_path)
     x = np.exp(2j * np.pi * np.random.default_rng(0).random((1, S.dim)))
-    out = np.empty_like(x)
-    _run_host(launch, S, x, x, out, subtract=False)
-    np.testing.assert_allclose(out[0], S.to_csr() @ x[0], atol=1e-14)
+    out = cupy_emulator.empty(x.shape, dtype=x.dtype)
+    gpu_kernels.stencil_apply(S, cupy_emulator.asarray(x), out)
+    np.testing.assert_allclose(out.get()[0], S.to_csr() @ x[0], atol=1e-14)
+
+
+@needs_compiler
+def test_more_vectors_than_the_grid_holds_are_launched_in_slices(cupy_emulator, monkeypatch):
+    """The grid's y dimension (≤ 65535 vectors) is sliced; here a slice of 2 vectors for 5."""
+    monkeypatch.setattr(gpu_kernels, "MAX_GRID_Y", 2)
+    S = gpu_kernels.check_stencil()
+    rng = np.random.default_rng(1)
+    x, y = _random_rows(rng, 5, S.dim, S.dtype), _random_rows(rng, 5, S.dim, S.dtype)
+    yd = cupy_emulator.asarray(y)
+    gpu_kernels.stencil_step_into(S, cupy_emulator.asarray(x), yd, yd)
+    np.testing.assert_allclose(yd.get(), (S.to_csr() @ x.T).T - y, atol=1e-13)
+
+
+def test_launch_rejects_layouts_the_kernel_cannot_read(cupy_emulator):
+    S = gpu_kernels.check_stencil()
+    x = cupy_emulator.asarray(np.zeros((S.dim, 2), dtype=S.dtype)).T  # F-ordered (2, D)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        gpu_kernels.stencil_apply(S, x, cupy_emulator.empty((2, S.dim), dtype=S.dtype))
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")

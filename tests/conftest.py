@@ -1,0 +1,42 @@
+"""Shared fixtures: the CUDA emulator (``tests/cuda_emulator``) imported as ``cupy``."""
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+EMULATOR = Path(__file__).parent / "cuda_emulator"
+
+
+def _clear_gpukpm_device_caches():
+    from gpukpm import backend, gpu_kernels
+
+    backend.gpu_status.cache_clear()
+    backend._make.cache_clear()
+    gpu_kernels._raw_kernel.cache_clear()
+    gpu_kernels.usable.cache_clear()
+
+
+def _cupy_modules():
+    return [name for name in sys.modules if name.split(".")[0] in ("cupy", "cupyx")]
+
+
+@pytest.fixture(scope="module")
+def cupy_emulator():
+    """The emulator as ``cupy`` for one test module; a real CuPy of this machine is put back after."""
+    saved = {name: sys.modules.pop(name) for name in _cupy_modules()}
+    sys.path.insert(0, str(EMULATOR))
+    _clear_gpukpm_device_caches()
+    try:
+        module = importlib.import_module("cupy")
+        importlib.import_module("cupyx.scipy.sparse")
+        assert module.__version__.endswith("+emulated"), module.__file__
+        yield module
+    finally:
+        sys.path.remove(str(EMULATOR))
+        for name in _cupy_modules():
+            del sys.modules[name]
+        sys.modules.update(saved)
+        _clear_gpukpm_device_caches()

@@ -1,0 +1,2 @@
+"""Emulated ``cupyx.scipy``: only ``sparse``."""
+from . import sparse  # noqa: F401
