@@ -110,7 +110,9 @@ from .spectrum import SpectrumLeakError, margin_for
 __all__ = ["KGrid", "MonkhorstPack", "PolarGrid", "SquareGrid", "make_grid", "kspace_moments", "DEFAULT_CHUNK_SIZE",
            "GEMM_BATCH_BYTES"]
 
-DEFAULT_CHUNK_SIZE = 65536  # k points per diagonalisation chunk (at most)
+# k points per diagonalisation chunk (at most): on a GPU large, to amortise the per-chunk launches
+# and the one device → host copy of the kept-k mask over ~10⁶ points (≈ 10 GB of chunk at n = 4)
+DEFAULT_CHUNK_SIZE = {"cpu": 65536, "gpu": 2**20}
 DEFAULT_MEMORY_FRACTION = 0.5
 # Bytes of one GEMM batch (U, V and W): cache-sized on a CPU (measured optimum
 # 2048 pairs at N = 581 on a 105 MiB-L3 EPYC), large on a GPU to amortise launches.
@@ -146,15 +148,17 @@ def _centre(owner: str, value) -> tuple[float, float]:
 class KGrid:
     """A finite set of N_k wave vectors with relative weights ρ_k and reference area Ω.
 
-    ``points(start, stop)`` returns ``(k, rho)``: k of shape (n, 2) in nm⁻¹ and
-    ρ_k = Ω w_k (n,), w_k the weight of d²k/(2π)² (nm⁻²); the mean of ρ over
-    the grid is 1.  ``area`` is Ω (nm²), ``num_points`` N_k.
+    ``points(start, stop, xp=numpy)`` returns ``(k, rho)``: k of shape (n, 2) in
+    nm⁻¹ and ρ_k = Ω w_k (n,), w_k the weight of d²k/(2π)² (nm⁻²); the mean of
+    ρ over the grid is 1.  ``xp`` is the array module the points are made in
+    (CuPy: on the device, so a GPU run never builds k or H(k) on the host).
+    ``area`` is Ω (nm²), ``num_points`` N_k.
     """
 
     num_points: int
     area: float
 
-    def points(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    def points(self, start: int, stop: int, xp=np):
         raise NotImplementedError
 
     def to_dict(self) -> dict:
@@ -220,17 +224,17 @@ class MonkhorstPack(KGrid):
         """``L1 L2 × cell area`` (nm²): the area of the matching supercell."""
         return self.shape[0] * self.shape[1] * self.lattice.cell_area
 
-    def indices(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    def indices(self, start: int, stop: int, xp=np):
         """Integer grid coordinates ``(n1, n2)`` of points ``start … stop − 1``."""
         start, stop = self._check_range(start, stop)
         (s1, _), (s2, c2) = self.patch
-        i1, i2 = np.divmod(np.arange(start, stop, dtype=np.int64), c2)
+        i1, i2 = xp.divmod(xp.arange(start, stop, dtype=np.int64), c2)
         return (s1 + i1) % self.shape[0], (s2 + i2) % self.shape[1]
 
-    def points(self, start, stop):
-        n1, n2 = self.indices(start, stop)
-        fractions = np.stack([n1 / self.shape[0], n2 / self.shape[1]], axis=-1)
-        return fractions @ self.lattice.reciprocal_vectors, np.ones(len(n1))
+    def points(self, start, stop, xp=np):
+        n1, n2 = self.indices(start, stop, xp)
+        fractions = xp.stack([n1 / self.shape[0], n2 / self.shape[1]], axis=-1)
+        return fractions @ xp.asarray(self.lattice.reciprocal_vectors), xp.ones(n1.shape[0])
 
     def check_model(self, model) -> None:
         lattice = _model_lattice(model)
@@ -294,12 +298,12 @@ class PolarGrid(KGrid):
             wx = np.full(self.num_radial, 2.0 / self.num_radial)
         return self.k_min + half * (x + 1.0), half * wx
 
-    def points(self, start, stop):
+    def points(self, start, stop, xp=np):
         start, stop = self._check_range(start, stop)
-        ir, j = np.divmod(np.arange(start, stop, dtype=np.int64), self.num_angular)
-        r, dr = self._radial
+        ir, j = xp.divmod(xp.arange(start, stop, dtype=np.int64), self.num_angular)
+        r, dr = (xp.asarray(a) for a in self._radial)
         phi = 2 * math.pi * (j + 0.5) / self.num_angular
-        k = np.stack([self.centre[0] + r[ir] * np.cos(phi), self.centre[1] + r[ir] * np.sin(phi)], axis=-1)
+        k = xp.stack([self.centre[0] + r[ir] * xp.cos(phi), self.centre[1] + r[ir] * xp.sin(phi)], axis=-1)
         weights = r[ir] * dr[ir] / (2 * math.pi * self.num_angular)
         return k, self.area * weights
 
@@ -337,8 +341,8 @@ class SquareGrid(KGrid):
     def spacing(self) -> float:
         return 2 * self.k_max / self.num
 
-    def _axis(self, i) -> np.ndarray:
-        return -self.k_max + (np.asarray(i, dtype=float) + 0.5) * self.spacing
+    def _axis(self, i):
+        return -self.k_max + (i + 0.5) * self.spacing
 
     @cached_property
     def _rows(self) -> tuple[np.ndarray, np.ndarray]:
@@ -366,14 +370,14 @@ class SquareGrid(KGrid):
     def area(self) -> float:
         return (2 * math.pi / self.spacing) ** 2
 
-    def points(self, start, stop):
+    def points(self, start, stop, xp=np):
         start, stop = self._check_range(start, stop)
-        first, cumulative = self._rows
-        p = np.arange(start, stop, dtype=np.int64)
-        row = np.searchsorted(cumulative, p, side="right") - 1
+        first, cumulative = (xp.asarray(a) for a in self._rows)
+        p = xp.arange(start, stop, dtype=np.int64)
+        row = xp.searchsorted(cumulative, p, side="right") - 1
         col = first[row] + (p - cumulative[row])
-        k = np.stack([self.centre[0] + self._axis(col), self.centre[1] + self._axis(row)], axis=-1)
-        return k, np.ones(len(p))
+        k = xp.stack([self.centre[0] + self._axis(col), self.centre[1] + self._axis(row)], axis=-1)
+        return k, xp.ones(p.shape[0])
 
     def to_dict(self) -> dict:
         return {"kind": "square", "k_max": self.k_max, "num_k": self.num, "centre": list(self.centre),
@@ -556,7 +560,7 @@ def _memory_plan(budget: int, n: int, num_ops: int, num_left: int, N: int, chunk
     """
     per_k = 4 * (2 + 2 * num_ops) * n * n * 16
     if chunk_size is None:
-        chunk_size = max(1, min(DEFAULT_CHUNK_SIZE, num_points, budget // (4 * per_k)))
+        chunk_size = max(1, min(DEFAULT_CHUNK_SIZE[backend_name], num_points, budget // (4 * per_k)))
     per_pair = (2 + 2 * num_left) * N * 8
     max_pairs = min(budget // 4, GEMM_BATCH_BYTES[backend_name]) // per_pair
     if max_pairs < 1:
@@ -591,10 +595,11 @@ class _Diagonaliser:
         self.emin, self.emax = math.inf, -math.inf
         self.time = 0.0
 
-    def chunk(self, k: np.ndarray, rho: np.ndarray) -> _Records | None:
+    def chunk(self, k, rho) -> _Records | None:
+        """Kept pairs of the k points ``k`` (n, 2) with weights ``rho`` (n,), both on the backend."""
         xp, be = self.xp, self.be
         t = be.timer()
-        H = be.asarray(self.model.bloch(k))
+        H = self.model.bloch(k, xp=xp)
         energies, vectors = xp.linalg.eigh(H)
         self.eigh_calls += 1
         self.num_diagonalised += H.shape[0]
@@ -607,23 +612,23 @@ class _Diagonaliser:
         if kept_k.any():
             idx = np.flatnonzero(kept_k)
             sel = be.asarray(idx)
-            keep, energies, vectors = keep[sel], energies[sel], vectors[sel]
+            k, rho, keep, energies, vectors = k[sel], rho[sel], keep[sel], energies[sel], vectors[sel]
             kept_e = energies[keep]
             self.emin = min(self.emin, float(kept_e.min()))
             self.emax = max(self.emax, float(kept_e.max()))
             self.num_kept_k += len(idx)
             self.num_kept_states += int(kept_e.shape[0])
-            records = self._pairs(k[idx], be.asarray(rho[idx]), keep, energies, vectors)
+            records = self._pairs(k, rho, keep, energies, vectors)
             self.num_pairs += records.num_pairs
         self.time += be.timer() - t
         return records
 
     def _pairs(self, k, rho, keep, energies, vectors) -> _Records:
-        xp, be = self.xp, self.be
+        xp = self.xp
         vh = xp.conj(xp.swapaxes(vectors, -1, -2))
         basis = {}
         for name in dict.fromkeys(self.left + (self.right,)):
-            basis[name] = vh @ be.asarray(self.model.bloch_operator(name, k)) @ vectors
+            basis[name] = vh @ self.model.bloch_operator(name, k, xp=xp) @ vectors
         B_ji = basis[self.right][:, self.ju, self.iu]  # (k, pairs)
         mask = keep[:, self.iu] & keep[:, self.ju]
         weight = (rho[:, None] * self.gamma[None, :] * B_ji)[mask]
@@ -682,7 +687,8 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
         with ``E_lo ≤ E ≤ E_hi`` are kept: the trace becomes
         ``Tr[P A P T_n P B P T_m]``, P the projector on the kept states.
     backend : "cpu", "gpu", "auto" or a Backend.
-    chunk_size : k points per diagonalisation chunk (default from the budget, at most 65536).
+    chunk_size : k points per diagonalisation chunk (default from the budget, at most
+        ``DEFAULT_CHUNK_SIZE[backend]``: 65536 on the CPU, 2²⁰ on the GPU).
     memory_budget : bytes for chunks, GEMM batches and stored records
         (default half the free memory of the device).
     bounds : ``(E_min, E_max)`` for the rescaling by hand (eV); skips the bounds logic.
@@ -744,7 +750,7 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
     bar = Progress(num_points, "kspace moments", "k points", enabled=progress)
     for start in range(0, num_points, chunk_size):
         stop = min(start + chunk_size, num_points)
-        rec = diag.chunk(*grid.points(start, stop))
+        rec = diag.chunk(*grid.points(start, stop, xp=be.xp))
         if rec is not None:
             if bounds is not None and (diag.emin < bounds[0] or diag.emax > bounds[1]):
                 raise SpectrumLeakError(

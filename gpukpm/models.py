@@ -10,7 +10,9 @@ Lattice models (:class:`GrapheneRashba`, :class:`Rashba2DEGLattice`) give
 * ``real_space(shape, disorder, seed, realisation, dtype)`` → :class:`System`,
   a periodic ``L1 × L2`` supercell with H and the operators as SciPy CSR;
 * ``bloch(k)``, ``bloch_derivative(k)``, ``bloch_operator(name, k)`` in the
-  position gauge, ``H_αβ(k) = Σ_bonds t e^{ik·(R + τ_β − τ_α)}``.
+  position gauge, ``H_αβ(k) = Σ_bonds t e^{ik·(R + τ_β − τ_α)}``; each takes
+  ``xp=`` (default NumPy; CuPy builds the matrices on the device, as the
+  k-space engine does on the GPU backend).
 
 Continuum models (:class:`Rashba2DEG`, :class:`Dirac`) give the Bloch
 functions only.  Orbitals: ``2 × sublattice + spin`` inside a cell (spin
@@ -93,8 +95,9 @@ def _unit_vector(owner: str, name: str, value) -> tuple[float, float, float]:
     return tuple(float(x) for x in m)
 
 
-def _as_k(k) -> np.ndarray:
-    k = np.asarray(k, dtype=float)
+def _as_k(k, xp=np):
+    """k as a float array of the array module ``xp`` (NumPy, or CuPy for device-resident k)."""
+    k = xp.asarray(k, dtype=float)
     if k.ndim < 1 or k.shape[-1] != 2:
         raise ValueError(f"k must have shape (..., 2) (k_x, k_y in nm⁻¹), got shape {k.shape}")
     return k
@@ -151,16 +154,16 @@ class _Model:
         """Copy with another unit vector m̂ (validated, not normalised)."""
         return dataclasses.replace(self, magnetization=magnetization)
 
-    def bloch_operator(self, name: str, k) -> np.ndarray:
+    def bloch_operator(self, name: str, k, xp=np):
         """Bloch form ``(..., n, n)`` of ``"sx", "sy", "sz"`` (k independent) or of the
-        ħ-free currents ``"jx" = −∂H/∂k_x``, ``"jy" = −∂H/∂k_y`` (eV·nm)."""
-        k = _as_k(k)
+        ħ-free currents ``"jx" = −∂H/∂k_x``, ``"jy" = −∂H/∂k_y`` (eV·nm), in array module ``xp``."""
+        k = _as_k(k, xp)
         n = self.orbitals_per_cell
         if name in SPIN_NAMES:
-            matrix = np.kron(np.eye(n // 2), PAULI[name[1]])
-            return np.broadcast_to(matrix, k.shape[:-1] + (n, n)).copy()
+            matrix = xp.asarray(np.kron(np.eye(n // 2), PAULI[name[1]]))
+            return xp.broadcast_to(matrix, k.shape[:-1] + (n, n)).copy()
         if name in CURRENT_NAMES:
-            return -self.bloch_derivative(k)[..., CURRENT_NAMES.index(name), :, :]
+            return -self.bloch_derivative(k, xp)[..., CURRENT_NAMES.index(name), :, :]
         raise ValueError(f"operator name must be one of {OPERATOR_NAMES}, got {name!r}")
 
 
@@ -202,18 +205,19 @@ class _LatticeModel(_Model):
         vectors = np.array([bond.vector for bond in bonds])
         return h0, vectors, hops
 
-    def bloch(self, k) -> np.ndarray:
-        """``H_αβ(k) = Σ_bonds t e^{ik·d}`` (position gauge, eV) for k of shape ``(..., 2)`` nm⁻¹."""
-        h0, vectors, hops = self._bloch_terms
-        forward = np.einsum("...b,bij->...ij", np.exp(1j * _as_k(k) @ vectors.T), hops)
-        return h0 + forward + np.conj(np.swapaxes(forward, -1, -2))
+    def bloch(self, k, xp=np):
+        """``H_αβ(k) = Σ_bonds t e^{ik·d}`` (position gauge, eV) for k of shape ``(..., 2)`` nm⁻¹,
+        computed in array module ``xp`` (``cupy``: on the device, from device or host k)."""
+        h0, vectors, hops = (xp.asarray(a) for a in self._bloch_terms)
+        forward = xp.einsum("...b,bij->...ij", xp.exp(1j * (_as_k(k, xp) @ vectors.T)), hops)
+        return h0 + forward + xp.conj(xp.swapaxes(forward, -1, -2))
 
-    def bloch_derivative(self, k) -> np.ndarray:
+    def bloch_derivative(self, k, xp=np):
         """``(∂H/∂k_x, ∂H/∂k_y)`` of shape ``(..., 2, n, n)`` (eV·nm)."""
-        _, vectors, hops = self._bloch_terms
-        phases = np.exp(1j * _as_k(k) @ vectors.T)
-        forward = np.einsum("...b,bm,bij->...mij", phases, 1j * vectors, hops)
-        return forward + np.conj(np.swapaxes(forward, -1, -2))
+        _, vectors, hops = (xp.asarray(a) for a in self._bloch_terms)
+        phases = xp.exp(1j * (_as_k(k, xp) @ vectors.T))
+        forward = xp.einsum("...b,bm,bij->...mij", phases, 1j * vectors, hops)
+        return forward + xp.conj(xp.swapaxes(forward, -1, -2))
 
     # -- real space ------------------------------------------------------------
     def _onsite_terms(self, shape, energies) -> list[OnSite]:
@@ -358,18 +362,19 @@ class Rashba2DEG(_Model):
 
     orbitals_per_cell = 2
 
-    def bloch(self, k) -> np.ndarray:
-        k = _as_k(k)
+    def bloch(self, k, xp=np):
+        k = _as_k(k, xp)
+        s = {name: xp.asarray(PAULI[name]) for name in ("0", "x", "y")}
         kx, ky = k[..., 0, None, None], k[..., 1, None, None]
-        kinetic = HBAR2_OVER_2ME / self.mass * (kx**2 + ky**2) * PAULI["0"]
-        rashba = -0.5 * self.rashba * (kx * PAULI["y"] - ky * PAULI["x"])
-        return kinetic + rashba - 0.5 * self.exchange * _spin_matrix(self.magnetization)
+        kinetic = HBAR2_OVER_2ME / self.mass * (kx**2 + ky**2) * s["0"]
+        rashba = -0.5 * self.rashba * (kx * s["y"] - ky * s["x"])
+        return kinetic + rashba - 0.5 * self.exchange * xp.asarray(_spin_matrix(self.magnetization))
 
-    def bloch_derivative(self, k) -> np.ndarray:
+    def bloch_derivative(self, k, xp=np):
         """``(∂H/∂k_x, ∂H/∂k_y) = (ħ²k_x/m − (λ_R/2) s_y, ħ²k_y/m + (λ_R/2) s_x)`` (eV·nm)."""
-        k = _as_k(k)
-        velocity = 2 * HBAR2_OVER_2ME / self.mass * k[..., :, None, None] * PAULI["0"]
-        spin = 0.5 * self.rashba * np.stack([-PAULI["y"], PAULI["x"]])
+        k = _as_k(k, xp)
+        velocity = 2 * HBAR2_OVER_2ME / self.mass * k[..., :, None, None] * xp.asarray(PAULI["0"])
+        spin = xp.asarray(0.5 * self.rashba * np.stack([-PAULI["y"], PAULI["x"]]))
         return velocity + spin
 
 
@@ -423,15 +428,15 @@ class Dirac(_Model):
         velocity = self.hbar_v * np.stack([np.kron(s["x"], eye), np.kron(s["y"], eye)])
         return constant, velocity
 
-    def bloch(self, k) -> np.ndarray:
-        constant, velocity = self._terms
-        return constant + np.einsum("...m,mij->...ij", _as_k(k), velocity)
+    def bloch(self, k, xp=np):
+        constant, velocity = (xp.asarray(a) for a in self._terms)
+        return constant + xp.einsum("...m,mij->...ij", _as_k(k, xp), velocity)
 
-    def bloch_derivative(self, k) -> np.ndarray:
+    def bloch_derivative(self, k, xp=np):
         """``(∂H/∂k_x, ∂H/∂k_y) = ħv (σ_x ⊗ 1, σ_y ⊗ 1)`` (eV·nm), k independent."""
-        k = _as_k(k)
-        velocity = self._terms[1]
-        return np.broadcast_to(velocity, k.shape[:-1] + velocity.shape).copy()
+        k = _as_k(k, xp)
+        velocity = xp.asarray(self._terms[1])
+        return xp.broadcast_to(velocity, k.shape[:-1] + velocity.shape).copy()
 
 
 MODELS = {cls.__name__: cls for cls in (GrapheneRashba, Rashba2DEGLattice, Rashba2DEG, Dirac)}

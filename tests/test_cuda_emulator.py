@@ -13,6 +13,7 @@ The same emulator runs any test module on the ``gpu`` backend:
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -26,7 +27,7 @@ import pytest
 import yaml
 
 from gpukpm import backend, gpu_kernels, io, kpm, models, parallel
-from gpukpm.kspace import kspace_moments
+from gpukpm.kspace import MonkhorstPack, PolarGrid, SquareGrid, kspace_moments
 
 from conftest import EMULATOR
 
@@ -165,6 +166,28 @@ def test_dos_moments_equal_cpu(gpu, system):
     assert _relative(dev.mu_samples, cpu.mu_samples) <= 1e-13
 
 
+@pytest.mark.parametrize("model", [models.GrapheneRashba(rashba=0.1, exchange=0.2, mass=0.05),
+                                   models.Rashba2DEGLattice(), models.Rashba2DEG(rashba=0.2, exchange=0.1),
+                                   models.Dirac(rashba=0.1, exchange=0.1, mass=0.02)], ids=lambda m: type(m).__name__)
+def test_bloch_matrices_and_grids_on_the_device(cupy, model):
+    """k, H(k) and the operators are made on the device (no host arrays in a GPU k-space run)."""
+    grids = [PolarGrid(k_max=0.5, num_radial=4, num_angular=6), SquareGrid(k_max=0.5, num=7)]
+    if hasattr(model, "lattice"):
+        grids.append(MonkhorstPack(model.lattice, (5, 6), patch=((-2, 4), (1, 5))))
+    for grid in grids:
+        k_host, rho_host = grid.points(1, grid.num_points - 1)
+        k, rho = grid.points(1, grid.num_points - 1, xp=cupy)
+        assert isinstance(k, cupy.ndarray) and isinstance(rho, cupy.ndarray)
+        np.testing.assert_allclose(k.get(), k_host, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(rho.get(), rho_host, rtol=1e-15)
+        H = model.bloch(k, xp=cupy)
+        assert isinstance(H, cupy.ndarray)
+        np.testing.assert_allclose(H.get(), model.bloch(k_host), rtol=0, atol=1e-14)
+        for name in ("sx", "sz", "jx", "jy"):
+            np.testing.assert_allclose(model.bloch_operator(name, k, xp=cupy).get(),
+                                       model.bloch_operator(name, k_host), rtol=0, atol=1e-14)
+
+
 def test_kspace_moments_equal_cpu(gpu):
     model = models.GrapheneRashba(t=2.7, rashba=0.4, exchange=0.3, mass=0.1, magnetization=(0.0, 0.6, 0.8))
     kw = dict(left=("sx", "sy", "sz"), num_moments=32, window=(-1.0, 1.0), progress=False)
@@ -223,3 +246,22 @@ def test_command_line_job_on_the_gpu_backend(tmp_path):
     cpu, dev = io.load_moments(tmp_path / "cpu.h5"), io.load_moments(tmp_path / "gpu.h5")
     assert dev.provenance["backend"] == "gpu" and "Emulated" in dev.provenance["device_name"]
     assert _relative(dev.mu_samples, cpu.mu_samples) <= 1e-13
+
+
+@needs_compiler
+@pytest.mark.parametrize("script, arguments", [
+    ("bench_chebyshev.py", ["--sizes", "12", "--widths", "1", "2", "--min-time", "0.01", "--copy-bytes", "100000"]),
+    ("bench_kubo.py", ["--sizes", "8", "--moments", "16", "--sigma-L", "8", "--sigma-N", "16",
+                       "--sigma-energies", "5"]),
+    ("bench_kspace.py", ["--kept-patch", "4", "--far-patch", "8", "--full-grid", "1"]),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_gpu_benchmarks_run_on_the_emulator(tmp_path, script, arguments):
+    """The benchmarks of ``benchmarks/gpu_check.sh`` on the ``gpu`` backend, tiny: no device time is
+    lost to a script that fails on the GPU route."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(EMULATOR), str(REPO)]), GPUKPM_QUIET="1")
+    output = tmp_path / "result.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--backend", "gpu", *arguments,
+                           "--output", str(output)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    device = json.loads(output.read_text())["machine"]["device"]
+    assert device["backend"] == "gpu" and device["cupy"].endswith("+emulated")
