@@ -46,7 +46,8 @@ KERNEL_NAME = "gpukpm_stencil"
 THREADS_PER_BLOCK = 256
 MAX_GRID_Y = 65535
 
-# kernel parameters in launch order: (C type, name); integers are 64-bit on both sides
+# kernel parameters in launch order: (C type, name); the ints are passed as np.int32 (CuPy would send a
+# Python int as 8 bytes)
 _PARAMETERS = (("int", "L1"), ("int", "L2"), ("const cplx* __restrict__", "v"),
                ("const real_t* __restrict__", "w"), ("int", "has_diagonal"), ("const cplx* __restrict__", "x"),
                ("const cplx*", "y"), ("cplx*", "out"), ("int", "subtract"))

@@ -77,7 +77,7 @@ def lanczos_bounds(hamiltonian, steps: int = 80, backend=None, seed: int = 20240
     """
     be = get_backend(backend)
     xp = be.xp
-    H = be.csr(hamiltonian)
+    H = be.csr(hamiltonian, dtype=np.complex128)  # the Lanczos vectors are complex
     dim = H.shape[0]
     steps = int(min(steps, dim))
     rng = np.random.default_rng(seed)

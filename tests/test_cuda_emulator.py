@@ -68,6 +68,13 @@ def test_emulator_refuses_host_device_mixing(cupy, tmp_path):
     with pytest.raises(TypeError, match="Implicit conversion"):
         with h5py.File(tmp_path / "f.h5", "w") as fh:
             fh["x"] = x
+    with pytest.raises(ValueError, match="cannot be used for fill"):
+        x[:3] = np.ones(3)  # CuPy takes a host array only under an index array
+    x[cupy.asarray(np.arange(3))] = np.ones(3)
+    with pytest.raises(TypeError):
+        np.block([x, x])  # no cupy.block: NumPy functions CuPy lacks fail here too
+    with pytest.raises(AttributeError):
+        x.ctypes  # not an attribute of cupy.ndarray
     host = np.zeros(3)
     d = cupy.asarray(host)
     host[0] = 1.0  # asarray copied to the device
@@ -97,6 +104,8 @@ def test_emulator_checks_cusparse_and_cublas_arguments(cupy):
     assert cublas.operand_copies == before
     cublas.gemm("H", "N", P, P)  # a C-ordered operand of op 'H' is copied
     assert cublas.operand_copies == before + 1
+    with pytest.raises(ValueError, match="supported"):
+        csr_matrix(scipy.sparse.identity(4, dtype=np.int64, format="csr"))
 
 
 @needs_compiler
@@ -112,6 +121,8 @@ def test_emulator_raw_kernel_checks_arguments(cupy):
         kernel((2,), (4,), (np.int32(5), np.arange(5.0), y))
     with pytest.raises(ValueError, match="grid"):
         kernel((1, 70000), (4,), (np.int32(5), x, y))
+    with pytest.raises(TypeError, match="expected tuple"):
+        kernel([2], (4,), (np.int32(5), x, y))
 
 
 # ----------------------------------------------------------------------------- gpukpm on the emulator

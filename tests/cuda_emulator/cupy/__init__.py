@@ -91,20 +91,37 @@ class ndarray(NDArrayOperatorsMixin):
     def get(self, stream=None, order="C", out=None, blocking=True):
         """Copy to the host (a ``numpy.ndarray``)."""
         if out is not None:
+            if not isinstance(out, _np.ndarray):
+                raise TypeError("Only numpy.ndarray can be obtained from cupy.ndarray")
+            if out.dtype != self.dtype or out.shape != self.shape:
+                raise ValueError(f"out has dtype {out.dtype} and shape {out.shape}, the array {self.dtype} "
+                                 f"and {self.shape}")
             out[...] = self._a
             return out
         return _np.array(self._a, order=order, copy=True)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """NumPy ufuncs on device arrays, as CuPy takes them: ufuncs CuPy has, array or scalar
+        operands (no lists), one output array."""
+        from ._names import CUPY_NAMES
+
+        if ufunc.__name__ not in CUPY_NAMES or any(isinstance(i, (list, tuple)) for i in inputs):
+            return NotImplemented
         out = kwargs.get("out")
         if out is not None:
-            kwargs["out"] = tuple(_unwrap(o) for o in out)
+            if len(out) != 1:
+                raise ValueError("The 'out' parameter must have exactly one array value")
+            kwargs["out"] = (_unwrap(out[0]),)
         result = getattr(ufunc, method)(*_unwrap(inputs), **kwargs)
-        if out is not None:
-            return out[0] if len(out) == 1 else out
-        return _wrap(result)
+        return out[0] if out is not None else _wrap(result)
 
     def __array_function__(self, func, types, args, kwargs):
+        """``numpy.f(device array)`` runs when CuPy has ``cupy.f`` (or ``cupy.linalg.f``), as in CuPy."""
+        from ._names import CUPY_NAMES, LINALG_NAMES
+
+        known = LINALG_NAMES if func.__module__ == "numpy.linalg" else CUPY_NAMES
+        if func.__name__ not in known:
+            return NotImplemented
         return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
 
     # -- scalars ---------------------------------------------------------------------------
@@ -116,9 +133,6 @@ class ndarray(NDArrayOperatorsMixin):
 
     def __int__(self):
         return int(self._a)
-
-    def __index__(self):
-        return self._a.__index__()
 
     def __bool__(self):
         return bool(self._a)
@@ -134,6 +148,11 @@ class ndarray(NDArrayOperatorsMixin):
         return _wrap(self._a[_unwrap(key, host_ok=True)])
 
     def __setitem__(self, key, value):
+        """As CuPy: a host array (not 0-d) or a list as the value only under an index array."""
+        if isinstance(value, list) or (isinstance(value, _np.ndarray) and value.ndim > 0):
+            keys = key if isinstance(key, tuple) else (key,)
+            if not any(isinstance(k, (ndarray, _np.ndarray, list)) for k in keys):
+                raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
         self._a[_unwrap(key, host_ok=True)] = _unwrap(value, host_ok=True)
 
     def __repr__(self):
@@ -159,8 +178,11 @@ class ndarray(NDArrayOperatorsMixin):
         return Device(0)
 
     def __getattr__(self, name):
-        if name.startswith("__") or name == "_a":  # no __array_interface__ & co.: they convert silently
-            raise AttributeError(name)
+        """The attributes ``cupy.ndarray`` has (no ``__array_interface__`` & co.: they convert silently)."""
+        from ._names import NDARRAY_NAMES
+
+        if name not in NDARRAY_NAMES:
+            raise AttributeError(f"'cupy.ndarray' (emulated CuPy 14.2) object has no attribute {name!r}")
         attribute = getattr(self._a, name)
         if callable(attribute):
             return lambda *args, **kwargs: _wrap(attribute(*_unwrap(args), **_unwrap(kwargs)))

@@ -1,7 +1,8 @@
 """The public names CuPy 14.2.0 shares with NumPy (``dir(cupy)`` ∩ ``dir(numpy)``) and the names of
 ``cupy.linalg``: the emulator forwards only these to NumPy, so a NumPy function CuPy lacks fails here too.
 
-Regenerate with a CuPy install (no GPU needed)::
+``NDARRAY_NAMES``: the public attributes of ``cupy.ndarray``.  Regenerate with a CuPy install (no
+GPU needed)::
 
     python -c "import cupy, numpy; print(' '.join(sorted(n for n in dir(cupy)
                if not n.startswith('_') and hasattr(numpy, n))))"
@@ -52,4 +53,13 @@ CUPY_NAMES = frozenset("""
 LINALG_NAMES = frozenset("""
     LinAlgError annotations cholesky cond cross det eig eigh eigvals eigvalsh inv lstsq matmul
     matrix_power matrix_rank matrix_transpose norm pinv qr slogdet solve svd tensorinv tensorsolve
+""".split())
+
+NDARRAY_NAMES = frozenset("""
+    T all any argmax argmin argpartition argsort astype base byteswap choose clip compress conj
+    conjugate copy cstruct cumprod cumsum data device diagonal dot dtype dump dumps fill flags flat
+    flatten get imag item itemsize mT max mdspan mean min nbytes ndim nonzero partition prod ptp put
+    ravel real reduced_view repeat reshape round scatter_add scatter_max scatter_min searchsorted
+    set shape size sort squeeze std strides sum swapaxes take toDlpack tobytes tofile tolist trace
+    transpose var view
 """.split())

@@ -101,6 +101,8 @@ class RawKernel:
 
     def __init__(self, code: str, name: str, options=(), backend="nvrtc", translate_cucomplex=False,
                  enable_cooperative_groups=False, jitify=False):
+        if not isinstance(options, tuple):
+            raise TypeError(f"options must be a tuple, got {type(options).__name__}")
         self.code, self.name = code, name
         self._parameters = _parameters(code, name)
         self._library = None
@@ -112,12 +114,17 @@ class RawKernel:
         return self._library.emulated_launch
 
     def __call__(self, grid, block, args, shared_mem=0, stream=None):
-        grid = tuple(grid) + (1,) * (3 - len(grid))
+        for name, value in (("grid", grid), ("block", block), ("args", args)):
+            if not isinstance(value, tuple):
+                raise TypeError(f"Argument '{name}' has incorrect type (expected tuple, got {type(value).__name__})")
+        grid = tuple(max(1, int(g)) for g in grid) + (1,) * (3 - len(grid))  # CuPy launches ≥ 1 block
         block = tuple(block) + (1,) * (3 - len(block))
-        if not (1 <= grid[0] < 2**31 and 1 <= grid[1] <= 65535 and 1 <= grid[2] <= 65535):
+        if not (grid[0] < 2**31 and grid[1] <= 65535 and grid[2] <= 65535):
             raise ValueError(f"CUDA_ERROR_INVALID_VALUE: grid {grid} out of range")
-        if not (1 <= block[0] * block[1] * block[2] <= 1024):
-            raise ValueError(f"CUDA_ERROR_INVALID_VALUE: block {block} has more than 1024 threads")
+        if not (1 <= block[0] <= 1024 and 1 <= block[1] <= 1024 and 1 <= block[2] <= 64
+                and block[0] * block[1] * block[2] <= 1024):
+            raise ValueError(f"CUDA_ERROR_INVALID_VALUE: block {block} out of range (x, y ≤ 1024, z ≤ 64, "
+                             "at most 1024 threads)")
         if len(args) != len(self._parameters):
             raise TypeError(f"{self.name} takes {len(self._parameters)} arguments, got {len(args)}")
         self.kernel(*(ctypes.c_uint(int(g)) for g in grid + block),

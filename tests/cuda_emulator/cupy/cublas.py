@@ -13,7 +13,7 @@ from . import ndarray
 
 operand_copies = 0
 
-_OPS = {"N": 0, "n": 0, 0: 0, "T": 1, "t": 1, 1: 1, "H": 2, "h": 2, 2: 2}
+_OPS = {"N": 0, "T": 1, "H": 2}
 
 
 def _passes_in_place(a, op: int) -> bool:
@@ -36,6 +36,8 @@ def gemm(transa, transb, a, b, out=None, alpha=1.0, beta=0.0):
     assert a.dtype == b.dtype
     if a.dtype.char not in "fdFD":
         raise TypeError("invalid dtype")
+    if transa not in _OPS or transb not in _OPS:
+        raise ValueError(f"invalid trans (actual: {transa!r}, {transb!r})")
     ta, tb = _OPS[transa], _OPS[transb]
     m, k = a.shape if ta == 0 else a.shape[::-1]
     n = b.shape[1] if tb == 0 else b.shape[0]
@@ -45,8 +47,11 @@ def gemm(transa, transb, a, b, out=None, alpha=1.0, beta=0.0):
         beta = 0.0
     else:
         assert out.ndim == 2 and out.shape == (m, n) and out.dtype == a.dtype
-    in_place = _passes_in_place(a, ta) and _passes_in_place(b, tb)
-    if not (in_place and (out._a.flags.f_contiguous or out._a.flags.c_contiguous)):
+    # CuPy's fast path (no op 'H', both operands contiguous, out F- or C-ordered) copies nothing;
+    # otherwise every operand that is not F-ordered is copied to F order, and so is out
+    fast = (2 not in (ta, tb) and _passes_in_place(a, ta) and _passes_in_place(b, tb)
+            and (out._a.flags.f_contiguous or out._a.flags.c_contiguous))
+    if not fast:
         operand_copies += (not _passes_in_place(a, ta)) + (not _passes_in_place(b, tb)) \
             + (not out._a.flags.f_contiguous)
     product = _op(a._a, ta) @ _op(b._a, tb)

@@ -35,6 +35,8 @@ class csr_matrix:
             raise NotImplementedError(f"emulated csr_matrix from {type(arg1)}")
         if dtype is not None:
             m = m.astype(dtype)
+        if m.dtype.char not in "?fdFD":
+            raise ValueError("Only bool, float32, float64, complex64 and complex128 are supported")
         self._m = m
 
     shape = property(lambda self: self._m.shape)
