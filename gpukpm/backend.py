@@ -1,6 +1,7 @@
 """Array backend: CuPy + cupyx.scipy.sparse on a CUDA device, NumPy + SciPy otherwise.
 
-This is the only module of gpukpm that imports CuPy.  Every numerical module
+With its CUDA kernels (:mod:`gpukpm.gpu_kernels`) it is the only module of gpukpm that
+imports CuPy.  Every numerical module
 asks for a :class:`Backend` and uses ``backend.xp`` (the array module) and
 ``backend.sparse`` (the sparse module) so that one code path runs on both.
 
