@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import importlib
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 EMULATOR = Path(__file__).parent / "cuda_emulator"
+needs_compiler = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                                    reason="the emulated RawKernel needs a host C++ compiler")
 
 
 def _clear_gpukpm_device_caches():

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import warnings
@@ -29,11 +28,9 @@ import yaml
 from gpukpm import backend, gpu_kernels, io, kpm, models, parallel
 from gpukpm.kspace import MonkhorstPack, PolarGrid, SquareGrid, kspace_moments
 
-from conftest import EMULATOR
+from conftest import EMULATOR, needs_compiler
 
 REPO = Path(__file__).resolve().parents[1]
-needs_compiler = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
-                                    reason="the emulated RawKernel needs a host C++ compiler")
 
 
 @pytest.fixture(scope="module")
