@@ -33,9 +33,11 @@ step "GPU target: 1024², N = 1867, sx sy sz, one vector (< 15 s)"
 timeout 120 "$PY" benchmarks/bench_kubo.py --backend gpu --gpu-target
 step "k space: patches, projection, and the whole 14691² grid when projected < 120 s (target < 30 s)"
 timeout 120 "$PY" benchmarks/bench_kspace.py --backend gpu --far-patch 2048 --kept-patch 256 --full-grid 120
+step "one pipeline job on the GPU, time split (512², N = 512, 1001 energies)"
+timeout 45 "$PY" benchmarks/bench_job.py --backend gpu --L 512 --N 512 --energies 1001
 # 3. the engine suites with the GPU as default backend, stencil route on and off
 step "tests: engine on the GPU backend (stencils)"
-GPUKPM_BACKEND=gpu timeout 75 "$PY" -m pytest -q -x -p no:cacheprovider tests/test_kubo_engine.py \
+GPUKPM_BACKEND=gpu timeout 70 "$PY" -m pytest -q -x -p no:cacheprovider tests/test_kubo_engine.py \
   tests/test_kspace.py -k "not lorentzian"
 step "tests: engine on the GPU backend (CSR)"
 GPUKPM_BACKEND=gpu GPUKPM_GPU_STENCIL=0 timeout 40 "$PY" -m pytest -q -x -p no:cacheprovider tests/test_kubo_engine.py
