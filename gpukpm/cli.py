@@ -265,10 +265,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .backend import BackendUnavailable
+
     args = _parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, BackendUnavailable) as exc:
         print(f"gpukpm {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -105,3 +105,16 @@ def test_moments_file_round_trip(tmp_path):
     assert (back.a, back.b, back.left, back.right, back.seed) == (mom.a, mom.b, mom.left, mom.right, 5)
     assert back.parameters["disorder"] == 1.0 and back.provenance["backend"] == "cpu"
     assert "time_spmv" in back.provenance and "time_gemm" in back.provenance
+
+
+def test_unavailable_gpu_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    """``backend: gpu`` (or ``--backend gpu``) without a usable device: exit 2 with the reason, no traceback."""
+    from gpukpm import backend
+
+    monkeypatch.setattr(backend, "gpu_status", lambda: (False, "no CUDA device (test)"))
+    assert main(["info", "--backend", "gpu"]) == 2
+    assert "backend 'gpu' was requested but no CUDA device (test)" in capsys.readouterr().err
+    cfg_path = tmp_path / "run.yaml"
+    cfg_path.write_text(yaml.safe_dump(dict(BASE, backend="gpu")))
+    assert main(["moments", str(cfg_path), "-o", str(tmp_path / "m.h5"), "-q"]) == 1  # reported per rank
+    assert "backend 'gpu' was requested" in capsys.readouterr().err and not (tmp_path / "m.h5").exists()
