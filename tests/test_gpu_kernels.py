@@ -53,7 +53,7 @@ def test_device_kernel_matches_cpu():
 
     assert gpu_kernels.usable(0), "the self-check against cuSPARSE failed"
     gpu = get_backend("gpu")
-    assert gpu.usesstencil_cases()
+    assert gpu.uses_stencils()
     rng = np.random.default_rng(9)
     for label, S in stencil_cases():
         x = (rng.normal(size=(2, S.dim)) + 1j * rng.normal(size=(2, S.dim)))
