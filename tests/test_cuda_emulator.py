@@ -274,3 +274,18 @@ def test_gpu_benchmarks_run_on_the_emulator(tmp_path, script, arguments):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     device = json.loads(output.read_text())["machine"]["device"]
     assert device["backend"] == "gpu" and device["cupy"].endswith("+emulated")
+
+
+@needs_compiler
+def test_device_only_tests_pass_on_the_emulator(tmp_path):
+    """The tests that skip themselves without a CUDA device (GPU = CPU moments, the device kernel, the
+    stencil suite's gpu cases) run here on the emulator, so they are known to work before a device
+    runs them."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(EMULATOR), str(REPO)]), GPUKPM_QUIET="1")
+    tests = REPO / "tests"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                           f"{tests / 'test_backend_dos.py'}::test_gpu_moments_equal_cpu",
+                           f"{tests / 'test_gpu_kernels.py'}::test_device_kernel_matches_cpu",
+                           str(tests / "test_stencil.py"), "-k", "gpu or device"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 0 and "skipped" not in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
