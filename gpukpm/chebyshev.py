@@ -44,14 +44,15 @@ class RescaledOperator:
         self.dtype = np.dtype(dtype)
         self.scaling = scaling
         if stencil is not None and backend.uses_stencils():
+            self.route = "stencil"  # provenance
             self.dim = stencil.dim
             self.H2 = stencil.rescaled(2.0 / scaling.a, scaling.b).astype(dtype)  # 2H̃
         else:
             H = scipy.sparse.csr_matrix(hamiltonian, dtype=dtype)
             eye = scipy.sparse.identity(H.shape[0], dtype=dtype, format="csr")
+            self.route = "csr"
             self.dim = H.shape[0]
             self.H2 = backend.csr((H - scaling.b * eye) * (2.0 / scaling.a), dtype=dtype)  # 2H̃
-        self.route = "stencil" if stencil is not None and backend.uses_stencils() else "csr"  # provenance
         self.nnz = int(self.H2.nnz)
         self.spmv_count = 0  # vector-products performed (one per column per step)
         self.progress = None  # optional gpukpm.progress.Progress, advanced per vector-product
