@@ -144,13 +144,13 @@ def main(argv=None) -> None:
     if args.full_grid is not None:
         if projected > args.full_grid:
             full = {"status": "skipped", "reason": f"projected {projected:.0f} s > --full-grid {args.full_grid:g} s"}
+            print(f"full grid: skipped ({full['reason']})")
         else:
             full, _ = _run(model, MonkhorstPack(model.lattice, (L, L)), NUM_MOMENTS, be)
             full.update(status="measured", target_seconds=FULL_GRID_TARGET_S,
                         meets_target=full["wall_s"] < FULL_GRID_TARGET_S)
             print(f"full grid: {full['wall_s']:.1f} s ({full['k_points_per_s']:.3g} k/s, {full['num_kept_k']} kept); "
                   f"target < {FULL_GRID_TARGET_S:g} s: {'met' if full['meets_target'] else 'NOT met'}")
-        print(f"full grid: {full['status']}" + (f" ({full['reason']})" if "reason" in full else ""))
     payload = {
         "benchmark": "k-space moments, GrapheneRashba Fig. 2 (λ_R = 8 meV, J = 60 meV, Δ = 8 meV, m̂ = ẑ), "
                      "window ±300 meV, N = 581, left sx sy sz, right jx, patches of the 14691² grid",
