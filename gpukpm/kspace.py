@@ -581,6 +581,22 @@ def _gershgorin_pass(model, grid: KGrid, chunk_size: int) -> tuple[float, float]
     return lo, hi
 
 
+def band_splitting(energies) -> float:
+    """Largest splitting of spin partners at one k (eV): ``max_k max_p (E_{2p+1}(k) − E_{2p}(k))``.
+
+    ``energies`` (n_k, n) ascending per k.  The spin-independent part of every model has
+    doubly degenerate bands; the spin-dependent terms (Rashba, exchange) split each pair, so the
+    sorted bands pair up as (0, 1), (2, 3), …  A state kept by an energy window whose partner lies
+    outside it loses its interband terms: :func:`gpukpm.kubo.kubo_response` refuses Fermi
+    energies within this splitting (plus 3η) of a window edge.  Odd n: the largest adjacent gap.
+    """
+    n = energies.shape[-1]
+    if n < 2:
+        return 0.0
+    split = energies[:, 1::2] - energies[:, 0:n - 1:2] if n % 2 == 0 else energies[:, 1:] - energies[:, :-1]
+    return float(split.max())
+
+
 class _Diagonaliser:
     """Per chunk: Bloch matrices, batched eigh, window filter, operators in the eigenbasis, kept pairs."""
 
@@ -593,6 +609,7 @@ class _Diagonaliser:
         self.num_diagonalised = self.eigh_calls = 0
         self.num_kept_k = self.num_kept_states = self.num_pairs = 0
         self.emin, self.emax = math.inf, -math.inf
+        self.max_band_splitting = 0.0
         self.time = 0.0
 
     def chunk(self, k, rho) -> _Records | None:
@@ -618,6 +635,7 @@ class _Diagonaliser:
             self.emax = max(self.emax, float(kept_e.max()))
             self.num_kept_k += len(idx)
             self.num_kept_states += int(kept_e.shape[0])
+            self.max_band_splitting = max(self.max_band_splitting, band_splitting(energies))
             records = self._pairs(k, rho, keep, energies, vectors)
             self.num_pairs += records.num_pairs
         self.time += be.timer() - t
@@ -802,6 +820,7 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
         num_kept_states=diag.num_kept_states,
         kept_fraction_states=diag.num_kept_states / (n * num_points),
         num_pairs=diag.num_pairs,
+        max_band_splitting=diag.max_band_splitting,
         chunk_size=chunk_size,
         max_pairs_per_gemm=max_pairs,
         gemm_calls=acc.gemm_calls,
