@@ -49,9 +49,9 @@ import scipy.sparse
 
 from . import kernels as _kernels
 from .moments import Moments
-from .stats import mean_and_stderr
+from .stats import mean_and_stderr, per_sample_std
 
-__all__ = ["Response", "kubo_response", "conductivity", "PARTS", "BOLTZMANN_EV"]
+__all__ = ["Response", "kubo_response", "conductivity", "window_usable_range", "PARTS", "BOLTZMANN_EV"]
 
 PARTS = ("total", "sea", "surface")
 BOLTZMANN_EV = 8.617333262e-5  # eV/K
@@ -103,6 +103,30 @@ class Response:
         """η(ε) (eV) at each energy (energy dependent for both kernels, see kernels)."""
         return _kernels.broadening_at(self.kernel, self.energies, self.metadata["a"], self.metadata["b"],
                                       self.num_moments, self.metadata.get("lorentz_lambda", 4.0))
+
+    def relaxation_time(self) -> np.ndarray:
+        """τ(ε) = ħ/(2η_eff(ε)) (s) of this response's kernel (:func:`gpukpm.kernels.relaxation_time`).
+
+        The τ to give a Boltzmann formula compared with this Fermi-surface part.
+        """
+        return _kernels.relaxation_time(self.kernel, self.energies, self.metadata["a"], self.metadata["b"],
+                                        self.num_moments, self.metadata.get("lorentz_lambda", 4.0))
+
+    @property
+    def per_sample_std(self) -> np.ndarray:
+        """Standard deviation of one sample (one random vector), (n_left, n_energies).
+
+        ``std(samples, ddof=1)``: the noise of a single vector, from which the
+        number of vectors for a target error follows (``(std/target)²``); NaN
+        with fewer than two samples, 0 for the exact trace (one exact sample).
+        """
+        return per_sample_std(self.samples, exact=self.metadata.get("trace") in ("exact", "kspace"))
+
+    @property
+    def sample_realisations(self) -> np.ndarray:
+        """Disorder realisation of each sample (n_samples,)."""
+        ids = self.metadata.get("sample_realisations")
+        return np.zeros(len(self.samples), dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
 
 
 # ----------------------------------------------------------------------------- coefficient sums
@@ -176,6 +200,44 @@ def _check_energies(energies, moments: Moments) -> np.ndarray:
     return energies
 
 
+def window_usable_range(moments: Moments, eta: float) -> tuple[float, float, float] | None:
+    """Fermi energies a k-space window can serve: ``(lo + margin, hi − margin, margin)`` (eV), or None.
+
+    A window keeps the states inside it and drops their spin partners outside,
+    which removes the interband terms of the states within one band splitting
+    of an edge (and the kernel spreads each state over a few η).  The margin is
+    the largest splitting of spin partners at one k of the kept states
+    (``provenance["max_band_splitting"]``, :func:`gpukpm.kspace.band_splitting`)
+    plus 3η.  None for moments without a window (real space, full k space).
+    """
+    window = moments.parameters.get("window") if moments.trace == "kspace" else None
+    if window is None:
+        return None
+    splitting = moments.provenance.get("max_band_splitting")
+    if splitting is None:
+        raise ValueError("these k-space moments have a window but no recorded max_band_splitting (written by an "
+                         "older gpukpm): recompute them so that the window's usable energy range is known")
+    margin = float(splitting) + 3.0 * eta
+    return float(window[0]) + margin, float(window[1]) - margin, margin
+
+
+def _check_window_margin(energies: np.ndarray, moments: Moments, eta: float) -> None:
+    usable = window_usable_range(moments, eta)
+    if usable is None:
+        return
+    lo, hi, margin = usable
+    bad = (energies < lo) | (energies > hi)
+    if bad.any():
+        window = moments.parameters["window"]
+        allowed = f"[{lo:.6g}, {hi:.6g}] eV" if lo < hi else "none"
+        raise ValueError(
+            f"energies {energies[bad][:5].tolist()} eV lie within {margin:.4g} eV of the k-space window "
+            f"{list(window)} eV (margin = largest spin splitting {margin - 3 * eta:.4g} eV + 3η, η = {eta:.3g} eV): "
+            f"states there lose their spin partners outside the window. Usable Fermi energies: {allowed}; "
+            "widen the window or choose energies inside that range"
+        )
+
+
 def _resolve_num_moments(moments: Moments, kernel: str, num_moments, eta, lam) -> int:
     if num_moments is not None and eta is not None:
         raise ValueError("give num_moments or eta, not both")
@@ -227,6 +289,7 @@ def kubo_response(moments: Moments, energies, kernel: str = "jackson", part: str
     N = _resolve_num_moments(moments, kernel, num_moments, eta, lorentz_lambda)
     a, b = moments.a, moments.b
     eta_centre = _kernels.broadening(kernel, a, N, lorentz_lambda)
+    _check_window_margin(energies, moments, eta_centre)
     states = moments.provenance.get("num_kept_states", moments.num_orbitals)  # k space: window states
     spacing = (moments.emax - moments.emin) / max(float(states), 1.0)
     if eta_centre < spacing:
@@ -271,6 +334,8 @@ def kubo_response(moments: Moments, energies, kernel: str = "jackson", part: str
         temperature=float(temperature),
         metadata=dict(a=a, b=b, lorentz_lambda=lorentz_lambda, oversample=int(oversample),
                       trace=moments.trace, num_samples=moments.num_samples,
+                      sample_realisations=np.asarray(moments.sample_realisations).tolist(),
+                      sample_vectors=np.asarray(moments.sample_vectors).tolist(),
                       magnetization=moments.parameters.get("magnetization")),
     )
 

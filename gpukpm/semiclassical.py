@@ -161,6 +161,19 @@ def _finite(name: str, value, *, positive: bool = False) -> float:
     return x
 
 
+def _relaxation_times(tau, size: int) -> np.ndarray:
+    """τ (s) as an array over the ``size`` energies: a scalar or one value per energy, all > 0 and finite."""
+    try:
+        t = np.asarray(tau, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"tau must be a real number or a 1-D array over energies (s), got {tau!r}") from None
+    if t.ndim > 1 or (t.ndim == 1 and t.size != size):
+        raise ValueError(f"tau must be a scalar or a 1-D array with one value per energy ({size}), got shape {t.shape}")
+    if not (np.all(np.isfinite(t)) and np.all(t > 0)):
+        raise ValueError(f"tau must be finite and > 0 (s), got {tau!r}")
+    return np.broadcast_to(t, (size,)).copy()
+
+
 def _energies(energies) -> np.ndarray:
     try:
         e = np.atleast_1d(np.asarray(energies, dtype=float))
@@ -286,8 +299,8 @@ def isotropic_2deg(
         arrays.
     exchange : float
         ``J_ex`` (eV); ``J_ex = 0`` gives ``chi_DL = chi_par = chi_torqueless = 0``.
-    tau : float
-        Momentum relaxation time (s), > 0.
+    tau : float or 1-D array
+        Momentum relaxation time (s), > 0: a scalar or one value per energy.
     k_max : float
         Momentum cutoff (nm⁻¹): every Fermi contour must lie below it and, at
         ``k_max``, the two bands must be both empty or both occupied at every
@@ -310,7 +323,7 @@ def isotropic_2deg(
     """
     ef_all = _energies(energies)
     j = _finite("exchange", exchange)
-    tau = _finite("tau", tau, positive=True)
+    taus = _relaxation_times(tau, ef_all.size)
     k_max = _finite("k_max", k_max, positive=True)
     if not callable(h0):
         raise ValueError("h0 must be callable")
@@ -330,6 +343,7 @@ def isotropic_2deg(
 
     out = _result(ef_all.size)
     for n, ef in enumerate(ef_all):
+        tau = taus[n]
         fl = tl = par = dl = 0.0
         roots = []
         for mu, band in bands.items():
@@ -404,14 +418,15 @@ def rashba_2deg(energies, mass, rashba, exchange, tau, *, paper_torqueless: bool
     Eqs. 10a/14d (module docstring); ``paper_torqueless=True`` drops it.
 
     Parameters: ``energies`` (eV), ``mass`` (m_e, > 0), ``rashba`` λ_R (eV·nm),
-    ``exchange`` J_ex (eV), ``tau`` (s, > 0).  Returns the dict described in the
+    ``exchange`` J_ex (eV), ``tau`` (s, > 0; a scalar or one value per energy, e.g.
+    :func:`gpukpm.kernels.relaxation_time` of the KPM kernel being compared).  Returns the dict described in the
     module docstring, (V·nm)⁻¹.
     """
     ef = _energies(energies)
     mass = _finite("mass", mass, positive=True)
     lam = _finite("rashba", rashba)
     j = _finite("exchange", exchange)
-    tau = _finite("tau", tau, positive=True)
+    tau = _relaxation_times(tau, ef.size)
     a = HBAR2_OVER_2ME / mass
     aj = abs(j)
     sgn_j = float(np.sign(j))
@@ -484,7 +499,8 @@ def dirac(
     rashba : λ_R (eV) of the Dirac model.
     exchange : J_ex (eV).
     mass : Δ (eV); only Δ² enters.
-    tau : relaxation time (s), > 0.
+    tau : relaxation time (s), > 0: a scalar or one value per energy (the surface terms are
+        linear in τ, the sea terms independent of it).
     valleys : int, default 1
         The model above is ONE valley and the result is per valley; it is
         multiplied by ``valleys``.  A graphene lattice has two valleys: the K'
@@ -507,7 +523,7 @@ def dirac(
     lam = _finite("rashba", rashba)
     j = _finite("exchange", exchange)
     delta = _finite("mass", mass)
-    tau = _finite("tau", tau, positive=True)
+    tau = _relaxation_times(tau, ef.size)
     if isinstance(valleys, bool) or int(valleys) != valleys or valleys < 1:
         raise ValueError(f"valleys must be a positive integer, got {valleys!r}")
     if k_max is None:

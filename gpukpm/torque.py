@@ -43,6 +43,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .stats import independent_samples
+
 __all__ = [
     "PARAMETERS",
     "KEYS",
@@ -53,6 +55,7 @@ __all__ = [
     "design_matrix",
     "spin_density",
     "fit",
+    "fit_samples",
     "save_csv",
 ]
 
@@ -207,9 +210,19 @@ class TorqueFit(dict):
         Degrees of freedom, ``3·n_configurations − 6``.
     weighted : bool
         Whether ``stderr`` was given.
+    residual : ndarray (n_energies,)
+        Root-mean-square misfit ``‖S − S_fit‖/√(3n)`` of the angular expansion,
+        in the units of S: what the six-term basis leaves out (a model error,
+        not a statistical one; the only uncertainty of an exact k-space fit).
+    per_sample_std : dict or None
+        :func:`fit_samples`: standard deviation of the parameters fitted to
+        one sample (one random vector), under the keys of ``stderr``.
+    num_samples : int
+        Samples behind the fit (:func:`fit_samples`: independent samples; 1 for :func:`fit`).
     """
 
-    def __init__(self, values, stderr, params, covariance, relative_residual, chi2_per_dof, dof, weighted):
+    def __init__(self, values, stderr, params, covariance, relative_residual, chi2_per_dof, dof, weighted,
+                 residual=None, per_sample_std=None, num_samples=1):
         super().__init__(values)
         self.stderr = stderr
         self.params = params
@@ -218,17 +231,25 @@ class TorqueFit(dict):
         self.chi2_per_dof = chi2_per_dof
         self.dof = dof
         self.weighted = weighted
+        self.residual = residual
+        self.per_sample_std = per_sample_std
+        self.num_samples = num_samples
 
     def as_arrays(self) -> dict[str, np.ndarray]:
         """Plain 1-D arrays for saving, in column order.
 
-        ``{key, key + "_stderr"}`` for each of :data:`KEYS`, then
-        ``relative_residual`` and, for a weighted fit, ``chi2_per_dof``.
+        ``{key, key + "_stderr"}`` for each of :data:`KEYS` (and ``key + "_std"``,
+        the one-sample standard deviation, for a :func:`fit_samples` fit), then
+        ``residual``, ``relative_residual`` and, for a weighted fit, ``chi2_per_dof``.
         """
         out = {}
         for key in KEYS:
             out[key] = np.asarray(self[key])
             out[key + "_stderr"] = np.asarray(self.stderr[key])
+            if self.per_sample_std is not None:
+                out[key + "_std"] = np.asarray(self.per_sample_std[key])
+        if self.residual is not None:
+            out["residual"] = np.asarray(self.residual)
         out["relative_residual"] = np.asarray(self.relative_residual)
         if self.chi2_per_dof is not None:
             out["chi2_per_dof"] = np.asarray(self.chi2_per_dof)
@@ -351,6 +372,26 @@ def fit(magnetizations, S, stderr=None) -> TorqueFit:
     norm_r = np.linalg.norm(residual, axis=1)
     relative_residual = np.divide(norm_r, norm_s, out=np.zeros_like(norm_r), where=norm_s > 0)
 
+    values, errors = _physical(p, covariance)
+    return TorqueFit(
+        values,
+        errors,
+        params=p,
+        covariance=covariance,
+        relative_residual=relative_residual,
+        chi2_per_dof=chi2_per_dof,
+        dof=dof,
+        weighted=e is not None,
+        residual=norm_r / np.sqrt(n_rows),
+    )
+
+
+def _physical(p: np.ndarray, covariance: np.ndarray) -> tuple[dict, dict]:
+    """Values and standard errors of :data:`KEYS` from the linear parameters ``p`` (E, 6) and their covariance.
+
+    ``ξ_FL = (χ_FL ξ_FL)/χ_FL`` with the first-order error
+    ``σ_ξ² = (C₁₁ − 2ξ C₀₁ + ξ² C₀₀)/χ_FL²``; NaN where χ_FL = 0.
+    """
     err = np.sqrt(np.clip(np.diagonal(covariance, axis1=1, axis2=2), 0.0, None))
     chi_fl, chi_fl_xi = p[:, 0], p[:, 1]
     nonzero = chi_fl != 0
@@ -364,16 +405,88 @@ def fit(magnetizations, S, stderr=None) -> TorqueFit:
     for k, key in enumerate(PARAMETERS[2:], start=2):
         values[key] = p[:, k]
         errors[key] = err[:, k]
-    return TorqueFit(
-        {k: values[k] for k in KEYS},
-        {k: errors[k] for k in KEYS},
-        params=p,
-        covariance=covariance,
-        relative_residual=relative_residual,
-        chi2_per_dof=chi2_per_dof,
-        dof=dof,
-        weighted=e is not None,
-    )
+    return {k: values[k] for k in KEYS}, {k: errors[k] for k in KEYS}
+
+
+def _sample_covariance(params: np.ndarray) -> np.ndarray:
+    """Covariance (E, 6, 6) of one sample of ``params`` (n, E, 6), ``ddof = 1``."""
+    centred = params - params.mean(axis=0)
+    return np.einsum("sei,sej->eij", centred, centred) / (params.shape[0] - 1)
+
+
+def fit_samples(magnetizations, samples, realisations=None, *, exact: bool = False) -> TorqueFit:
+    """Torque fit of stochastic samples with errors from their scatter (correlations included).
+
+    Every configuration of one system shares its disorder and random vectors,
+    so the errors of ``S(m̂)`` are correlated across configurations and a
+    weighted fit that treats them as independent misstates its errors.  The
+    fit is linear, ``p = A⁺ S`` (unweighted least squares), so each sample is
+    fitted on its own and the parameters are averaged:
+
+        p̄ = (1/n) Σ_s p_s,    Cov(p̄) = (1/n) · 1/(n − 1) Σ_s (p_s − p̄)(p_s − p̄)ᵀ
+
+    over the n independent samples (:func:`gpukpm.stats.independent_samples`:
+    realisation means when ``realisations`` has two or more ids, the samples
+    themselves otherwise), whatever the correlations between configurations.
+
+    Parameters
+    ----------
+    magnetizations : array (n_configs, 3)
+        Unit vectors m̂, spanning the basis (n_configs ≥ 6).
+    samples : array (n_samples, n_configs, 3, n_energies)
+        ``S`` per sample (random vector, or realisation) and configuration,
+        sample s of every configuration made with the same disorder and vector.
+    realisations : array (n_samples,), optional
+        Disorder realisation of each sample.
+    exact : bool
+        The single sample is exact (exact trace, k space): standard errors 0.
+        A single stochastic sample has unknown errors (NaN).
+
+    Returns
+    -------
+    TorqueFit
+        Values, ``stderr`` and ``covariance`` (of the mean), ``per_sample_std``
+        (one sample, i.e. one random vector), ``residual`` and
+        ``relative_residual`` of the mean fit (the misfit of the angular
+        expansion, never folded into ``stderr``), ``num_samples``
+        (independent samples), ``chi2_per_dof = None``.
+    """
+    m = _check_magnetizations(magnetizations, min_count=_N_PARAMS)
+    s = np.asarray(samples)
+    n = m.shape[0]
+    if s.ndim != 4 or s.shape[1:3] != (n, 3) or s.shape[0] < 1 or s.shape[3] < 1:
+        raise ValueError(f"samples must have shape (n_samples >= 1, n_configurations, 3, n_energies) = "
+                         f"(n_samples, {n}, 3, n_energies), got {s.shape}")
+    s = _real_finite(s, "samples")
+    order = np.lexsort(m[:, ::-1].T)  # configurations sorted by (m_x, m_y, m_z): order-independent result
+    a_rows = design_matrix(m[order]).reshape(3 * n, _N_PARAMS)
+    if np.linalg.matrix_rank(a_rows) < _N_PARAMS:
+        raise ValueError("magnetizations do not determine all six parameters (design matrix of rank < 6); "
+                         "use e.g. magnetizations(order >= 2)")
+    rows = s[:, order].reshape(s.shape[0], 3 * n, -1)  # (n_samples, 3n, E)
+    pinv = np.linalg.pinv(a_rows)
+    params = np.einsum("kr,sre->sek", pinv, rows)  # (n_samples, E, 6)
+    independent = independent_samples(params, realisations)
+    count = independent.shape[0]
+    p = independent.mean(axis=0)
+    if count >= 2:
+        covariance = _sample_covariance(independent) / count
+    else:
+        covariance = np.full((p.shape[0], _N_PARAMS, _N_PARAMS), 0.0 if exact else np.nan)
+    values, errors = _physical(p, covariance)
+    if params.shape[0] >= 2:
+        per_sample_std = _physical(p, _sample_covariance(params))[1]
+    else:
+        per_sample_std = {k: np.full(p.shape[0], 0.0 if exact else np.nan) for k in KEYS}
+
+    mean_rows = independent_samples(rows, realisations).mean(axis=0).T  # (E, 3n)
+    misfit = mean_rows - p @ a_rows.T
+    norm_s = np.linalg.norm(mean_rows, axis=1)
+    norm_r = np.linalg.norm(misfit, axis=1)
+    relative_residual = np.divide(norm_r, norm_s, out=np.zeros_like(norm_r), where=norm_s > 0)
+    return TorqueFit(values, errors, params=p, covariance=covariance, relative_residual=relative_residual,
+                     chi2_per_dof=None, dof=3 * n - _N_PARAMS, weighted=False,
+                     residual=norm_r / np.sqrt(3 * n), per_sample_std=per_sample_std, num_samples=count)
 
 
 def save_csv(path, energies, fit: TorqueFit) -> None:

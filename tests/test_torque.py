@@ -355,7 +355,8 @@ def test_as_arrays_and_save_csv(tmp_path):
     s = spin_density(m, random_chi(rng, 5)) + 0.01 * rng.normal(size=(14, 3, 5))
     result = fit(m, s, np.full(s.shape, 0.01))
     arrays = result.as_arrays()
-    expected_columns = [c for k in KEYS for c in (k, k + "_stderr")] + ["relative_residual", "chi2_per_dof"]
+    expected_columns = [c for k in KEYS for c in (k, k + "_stderr")] + ["residual", "relative_residual",
+                                                                         "chi2_per_dof"]
     assert list(arrays) == expected_columns
     energies = np.linspace(-0.2, 0.2, 5)
     path = tmp_path / "torques.csv"
@@ -380,3 +381,99 @@ def test_as_arrays_and_save_csv(tmp_path):
 def test_public_names():
     assert set(torque.__all__) <= set(dir(torque))
     assert torque.PARAMETERS[1] == "chi_FL_xi_FL"
+
+
+# ---------------------------------------------------------------- fit of correlated samples
+ONE_SIGMA = 0.6826894921370859  # P(|Z| < 1)
+
+
+def correlated_samples(rng, m, chi_true, n_samples, noise_chi=0.5, noise_free=0.2):
+    """Samples whose noise is correlated across configurations, as in a KPM run.
+
+    Every sample shares its disorder and random vector between configurations: its
+    noise is a random torque response of its own (``noise_chi``, correlated across m̂)
+    plus independent scatter (``noise_free``).  Energies are independent trials.
+    """
+    n_e = len(chi_true["chi_FL"])
+    out = np.empty((n_samples, len(m), 3, n_e))
+    for s in range(n_samples):
+        delta = {k: noise_chi * rng.normal(size=n_e) for k in KEYS}
+        delta["xi_FL"] = np.zeros(n_e)  # chi_FL*xi_FL noise comes through chi_FL below
+        out[s] = spin_density(m, chi_true) + spin_density(m, delta) + noise_free * rng.normal(size=(len(m), 3, n_e))
+    return out
+
+
+def coverage(result, p_true):
+    """Fraction of trials (energies) with |p̂ − p| < stderr, per linear parameter."""
+    err = np.sqrt(np.diagonal(result.covariance, axis1=1, axis2=2))
+    return np.mean(np.abs(result.params - p_true) < err, axis=0)
+
+
+def test_fit_samples_errors_cover_correlated_scatter():
+    """Reported standard errors cover the true scatter (1σ coverage within 0.9–1.1 of nominal).
+
+    4000 independent trials: the binomial standard deviation of a coverage is 0.007;
+    with 20 samples the t distribution gives P(|t_19| < 1) = 0.670 = 0.98 × nominal.
+    """
+    rng = np.random.default_rng(2024)
+    m = magnetizations(2)
+    n_e = 4000
+    chi_true = {k: np.full(n_e, v) for k, v in zip(KEYS, (0.3, 0.2, -0.1, 0.05, 0.02, 0.04))}
+    samples = correlated_samples(rng, m, chi_true, n_samples=20)
+    p_true = np.array([0.3, 0.3 * 0.2, -0.1, 0.05, 0.02, 0.04])
+    result = torque.fit_samples(m, samples)
+    ratio = coverage(result, p_true) / ONE_SIGMA
+    assert np.all((ratio > 0.9) & (ratio < 1.1)), ratio
+    assert result.num_samples == 20 and result.per_sample_std is not None
+    # the mean of per-sample fits is the unweighted fit of the mean (the fit is linear)
+    np.testing.assert_allclose(result.params, fit(m, samples.mean(axis=0)).params, rtol=1e-10, atol=1e-14)
+    # one-sample std ≈ √n × stderr
+    np.testing.assert_allclose(result.per_sample_std["chi_DL"], np.sqrt(20) * result.stderr["chi_DL"], rtol=1e-12)
+    # the weighted fit that treats configurations as independent misstates the errors
+    naive = fit(m, samples.mean(axis=0), samples.std(axis=0, ddof=1) / np.sqrt(20))
+    assert np.any(np.abs(coverage(naive, p_true) / ONE_SIGMA - 1) > 0.1)
+
+
+def test_fit_samples_groups_vectors_of_one_realisation():
+    """Two vectors per realisation share its disorder: the errors come from realisation means."""
+    rng = np.random.default_rng(7)
+    m = magnetizations(2)
+    n_e, n_real = 4000, 16
+    chi_true = {k: np.full(n_e, 0.1) for k in KEYS}
+    disorder = correlated_samples(rng, m, chi_true, n_samples=n_real, noise_chi=0.6, noise_free=0.1)
+    vectors = correlated_samples(rng, m, {k: np.zeros(n_e) for k in KEYS}, n_samples=2 * n_real,
+                                 noise_chi=0.3, noise_free=0.1)
+    samples = np.repeat(disorder, 2, axis=0) + vectors
+    realisations = np.repeat(np.arange(n_real), 2)
+    p_true = np.array([0.1, 0.01, 0.1, 0.1, 0.1, 0.1])
+    grouped = torque.fit_samples(m, samples, realisations)
+    assert grouped.num_samples == n_real
+    ratio = coverage(grouped, p_true) / ONE_SIGMA  # P(|t_15| < 1) = 0.667 = 0.98 × nominal
+    assert np.all((ratio > 0.9) & (ratio < 1.1)), ratio
+    ungrouped = torque.fit_samples(m, samples)  # treating shared-disorder vectors as independent: too small
+    assert np.all(coverage(ungrouped, p_true) / ONE_SIGMA < 0.9)
+
+
+def test_fit_samples_exact_single_sample_reports_residual_not_stderr():
+    rng = np.random.default_rng(3)
+    m = magnetizations(2)
+    s0 = spin_density(m, random_chi(rng, 4))
+    outside = np.zeros_like(s0)
+    outside[:, 0] = 0.3 * m[:, 0][:, None]  # an S_x ∝ m_x term, not in the basis
+    exact = torque.fit_samples(m, (s0 + outside)[None], exact=True)
+    for key in KEYS:
+        assert np.all(exact.stderr[key][np.isfinite(exact[key])] == 0)
+    assert np.all(exact.residual > 0.01)
+    np.testing.assert_allclose(torque.fit_samples(m, s0[None], exact=True).residual, 0, atol=1e-14)
+    np.testing.assert_allclose(exact.residual, fit(m, s0 + outside).residual, rtol=1e-10)
+    single = torque.fit_samples(m, s0[None])
+    assert np.all(np.isnan(single.stderr["chi_DL"]))  # one stochastic sample: unknown error, never 0
+    assert "residual" in exact.as_arrays() and "chi_DL_std" in exact.as_arrays()
+
+
+def test_fit_samples_rejects_bad_shapes():
+    m = magnetizations(2)
+    with pytest.raises(ValueError, match=r"samples must have shape \(n_samples >= 1, n_configurations, 3"):
+        torque.fit_samples(m, np.zeros((14, 3, 5)))
+    with pytest.raises(ValueError, match="realisations must have one id per sample"):
+        torque.fit_samples(m, np.zeros((4, 14, 3, 5)), realisations=[0, 1])
