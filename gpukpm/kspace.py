@@ -610,6 +610,7 @@ class _Diagonaliser:
         self.num_kept_k = self.num_kept_states = self.num_pairs = 0
         self.emin, self.emax = math.inf, -math.inf
         self.max_band_splitting = 0.0
+        self.drops_below = self.drops_above = False  # a state of a kept k point lies below / above the window
         self.time = 0.0
 
     def chunk(self, k, rho) -> _Records | None:
@@ -636,6 +637,9 @@ class _Diagonaliser:
             self.num_kept_k += len(idx)
             self.num_kept_states += int(kept_e.shape[0])
             self.max_band_splitting = max(self.max_band_splitting, band_splitting(energies))
+            if self.window is not None:
+                self.drops_below |= bool(energies.min() < self.window[0])
+                self.drops_above |= bool(energies.max() > self.window[1])
             records = self._pairs(k, rho, keep, energies, vectors)
             self.num_pairs += records.num_pairs
         self.time += be.timer() - t
@@ -821,6 +825,7 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
         kept_fraction_states=diag.num_kept_states / (n * num_points),
         num_pairs=diag.num_pairs,
         max_band_splitting=diag.max_band_splitting,
+        window_cuts=[diag.drops_below, diag.drops_above],
         chunk_size=chunk_size,
         max_pairs_per_gemm=max_pairs,
         gemm_calls=acc.gemm_calls,

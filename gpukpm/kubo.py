@@ -208,17 +208,22 @@ def window_usable_range(moments: Moments, eta: float) -> tuple[float, float, flo
     of an edge (and the kernel spreads each state over a few η).  The margin is
     the largest splitting of spin partners at one k of the kept states
     (``provenance["max_band_splitting"]``, :func:`gpukpm.kspace.band_splitting`)
-    plus 3η.  None for moments without a window (real space, full k space).
+    plus 3η, at each edge that drops a state of a kept k point
+    (``provenance["window_cuts"]``; an edge beyond the whole spectrum cuts
+    nothing).  None for moments without a window (real space, full k space).
     """
     window = moments.parameters.get("window") if moments.trace == "kspace" else None
     if window is None:
         return None
     splitting = moments.provenance.get("max_band_splitting")
-    if splitting is None:
-        raise ValueError("these k-space moments have a window but no recorded max_band_splitting (written by an "
-                         "older gpukpm): recompute them so that the window's usable energy range is known")
+    cuts = moments.provenance.get("window_cuts")
+    if splitting is None or cuts is None:
+        raise ValueError("these k-space moments have a window but no recorded max_band_splitting/window_cuts "
+                         "(written by an older gpukpm): recompute them so that the window's usable energy range "
+                         "is known")
     margin = float(splitting) + 3.0 * eta
-    return float(window[0]) + margin, float(window[1]) - margin, margin
+    return (float(window[0]) + (margin if cuts[0] else 0.0), float(window[1]) - (margin if cuts[1] else 0.0),
+            margin)
 
 
 def _check_window_margin(energies: np.ndarray, moments: Moments, eta: float) -> None:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from gpukpm.spectrum import margin_for
-from gpukpm import io, kpm, models
+from gpukpm import io, kernels, kpm, models
 from gpukpm.kspace import MonkhorstPack, PolarGrid, SquareGrid, kspace_moments, make_grid
-from gpukpm.kubo import kubo_response
+from gpukpm.kubo import kubo_response, window_usable_range
 from gpukpm.spectrum import SpectrumLeakError
 
 RNG = np.random.default_rng(20261201)
@@ -184,7 +184,8 @@ def _2deg_grid(e_top):
 def test_window_results_converge_as_the_window_widens():
     """Fixed a, b (bounds by hand): only the projector changes.  At ε_F well inside, the sea and
     surface responses approach the full-grid ones as E_hi grows (the pairs E_+ < ε_F < E_− across
-    the window top are the ones a narrow window drops)."""
+    the window top are the ones a narrow window drops).  The narrowest window (error 5.9e-2
+    measured before the guard existed) puts ε_F within a spin splitting + 3η of its top: refused."""
     model = models.Rashba2DEG(mass=MASS, rashba=LAM, exchange=J2DEG)
     grid = _2deg_grid(200 * ES)
     energies = np.array([25, 30, 35]) * ES
@@ -198,14 +199,17 @@ def test_window_results_converge_as_the_window_widens():
                                for part in ("sea", "surface")]), mom
 
     ref, _ = response(None)
+    with pytest.raises(ValueError, match=r"lie within .* of the k-space window .* Usable Fermi energies"):
+        response((-25 * ES, 60 * ES))
     errors, kept = [], []
-    for top in (60, 90, 120):
+    for top in (90, 120):
         values, mom = response((-25 * ES, top * ES))
         errors.append(np.abs(values - ref).max() / np.abs(ref).max())
         kept.append(mom.provenance["kept_fraction_states"])
-    assert kept[0] < kept[1] < kept[2] < 1
-    # measured: 5.9e-2, 4.4e-4, 7.1e-5
-    assert errors[0] > 1e-2 and errors[1] < errors[0] / 10 and errors[2] < errors[1] / 3 and errors[2] < 2e-4
+        assert mom.provenance["window_cuts"] == [False, True]  # the bottom lies below the band bottom
+    assert kept[0] < kept[1] < 1
+    # measured: 4.4e-4, 7.1e-5
+    assert errors[0] < 1e-3 and errors[1] < errors[0] / 3
 
 
 def _count_eigh(monkeypatch):
@@ -272,7 +276,9 @@ def test_window_excluding_the_energies_raises_at_reconstruction():
     mom = kspace_moments(model, _2deg_grid(60 * ES), num_moments=40, window=(-25 * ES, 60 * ES),
                          progress=False)
     assert mom.emax <= 60 * ES and mom.emin >= -25 * ES
-    kubo_response(mom, [30 * ES], "lorentz", "sea")  # inside: fine
+    kubo_response(mom, [0.0], "lorentz", "sea")  # inside the window's usable range: fine
+    with pytest.raises(ValueError, match=r"within [0-9.]+ eV of the k-space window"):
+        kubo_response(mom, [30 * ES], "lorentz", "sea")  # inside the window, but within its margin
     with pytest.raises(ValueError, match="outside the expansion interval"):
         kubo_response(mom, [70 * ES], "lorentz", "sea")
     with pytest.raises(ValueError, match="contains no eigenvalue"):
@@ -358,3 +364,22 @@ def test_bad_input_fails_before_any_work(monkeypatch, kwargs, name):
 def test_bad_grids(make, name):
     with pytest.raises(ValueError, match=name):
         make()
+
+
+def test_fig2_window_refuses_fermi_energies_in_its_edge_band():
+    """Fig. 2 couplings, ±0.3 eV window: the spin splitting of the kept states is J_ex + O(λ_R) ≈ 61 meV
+    (:func:`gpukpm.kspace.band_splitting`), so with 3η the usable range is about ±0.23 eV; 0.25 eV
+    (S_x off by −17 % before the guard) and 0.295 eV (−92 %) are refused with the margin named."""
+    model = models.GrapheneRashba(rashba=0.008, exchange=0.060, mass=0.008, magnetization=(0.0, 0.0, 1.0))
+    mom = kspace_moments(model, (300, 300), num_moments=128, window=(-0.3, 0.3), progress=False)
+    splitting = mom.provenance["max_band_splitting"]
+    assert 0.060 <= splitting <= 0.060 + 2 * 0.008  # Weyl: J_ex ≤ 2‖V‖ ≤ J_ex + 2λ_R at the window edge
+    assert mom.provenance["window_cuts"] == [True, True]
+    eta = kernels.broadening("jackson", mom.a, 128)
+    lo, hi, margin = window_usable_range(mom, eta)
+    assert margin == pytest.approx(splitting + 3 * eta) and hi == pytest.approx(0.3 - margin) and lo == -hi
+    kubo_response(mom, [-0.2, 0.0, 0.2], "jackson", "total")
+    for energy in (0.25, 0.295, -0.25):
+        with pytest.raises(ValueError, match=rf"within {margin:.4g} eV of the k-space window \[-0.3, 0.3\].*"
+                                             rf"Usable Fermi energies: \[{lo:.6g}, {hi:.6g}\] eV"):
+            kubo_response(mom, [energy], "jackson", "sea")

@@ -67,7 +67,7 @@ def _2deg_setup(exchange, window, eta, num_radial, num_angular):
 # ----------------------------------------------------------------------------- Fig. 4a, m̂ = ẑ
 FIG4A_J = 40 * E0
 FIG4A_ETA = 1.5 * E0
-FIG4A_WINDOW = (-25 * E0, 120 * E0)  # band bottom −J/2 = −20 E0; ε_F + B_F < 110 E0 for ε_F ≤ 60 E0
+FIG4A_WINDOW = (-25 * E0, 130 * E0)  # band bottom −J/2 = −20 E0; window guard: ε_F ≤ 60 E0 needs the top ≥ 126 E0 (tilted m̂)
 FIG4A_ENERGIES = np.array([21, 22, 25, 30, 40, 50, 60]) * E0  # above the pseudogap (|ε| < J/2 = 20 E0)
 
 
