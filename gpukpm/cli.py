@@ -148,67 +148,80 @@ def _cmd_aggregate(args) -> int:
 
 def _save_torques(path, csv, energies, fit, mags, meta) -> None:
     from . import io
-    from .torque import KEYS, save_csv
+    from .torque import save_csv
 
     with io.atomic_h5(path, "torques") as fh:
         fh.create_dataset("energies", data=energies)
         fh.create_dataset("magnetizations", data=mags)
-        for key in KEYS:
-            fh.create_dataset(key, data=fit[key])
-            fh.create_dataset(f"{key}_stderr", data=fit.stderr[key])
-        fh.create_dataset("relative_residual", data=fit.relative_residual)
+        for name, column in fit.as_arrays().items():
+            fh.create_dataset(name, data=column)
+        fh.create_dataset("covariance", data=fit.covariance)
+        fh.attrs["num_samples"] = fit.num_samples
         fh.attrs["metadata"] = io.to_json(meta)
     if csv:
         save_csv(csv, energies, fit)
 
 
+def _torque_samples(paths):
+    """Per-sample S of the response files (one per magnetisation): (S, C, 3, E), realisations, exact, energies."""
+    from . import io
+
+    mags, samples, keys, energies, meta = [], [], None, None, {}
+    for path in paths:
+        resp = io.load_response(path)
+        if tuple(resp.operators[:3]) != ("sx", "sy", "sz"):
+            raise ValueError(f"{path}: response must have operators sx, sy, sz, got {resp.operators}")
+        if energies is not None and not np.allclose(resp.energies, energies):
+            raise ValueError(f"{path}: energies differ from the first response file")
+        sample_keys = (resp.metadata.get("sample_realisations"), resp.metadata.get("sample_vectors"))
+        if keys is not None and sample_keys != keys:
+            raise ValueError(f"{path}: its samples (realisation, vector) differ from the first file's: the "
+                             "configurations of one fit must share disorder and random vectors")
+        m = resp.metadata.get("magnetization")
+        if m is None:
+            raise ValueError(f"{path}: no magnetisation recorded in the response or its moments")
+        energies, keys = resp.energies, sample_keys
+        meta = dict(part=resp.part, kernel=resp.kernel, num_moments=resp.num_moments, eta=resp.eta,
+                    temperature=resp.temperature, trace=resp.metadata.get("trace"))
+        mags.append(m)
+        samples.append(resp.samples[:, :3])
+    exact = meta["trace"] in ("exact", "kspace")
+    return (np.array(mags, dtype=float), np.stack(samples, axis=1), np.asarray(resp.sample_realisations), exact,
+            energies, meta)
+
+
 def _cmd_torques(args) -> int:
     from . import io
-    from .torque import fit
+    from .torque import fit_samples
 
     if args.run:
         from .config import load_config
         from .configurations import run_configurations
 
         cfg = load_config(args.run)
+        if args.part not in cfg["response"]["parts"]:
+            raise ValueError(f"--part {args.part}: not among response.parts {cfg['response']['parts']} of {args.run}")
         res = run_configurations(cfg, progress=not args.quiet)
-        part = args.part if args.part in res.values else cfg["response"]["parts"][0]
-        result = fit(res.magnetizations, res.values[part], res.stderr[part] if _has_errors(res.stderr[part])
-                     else None)
+        part = args.part
+        result = fit_samples(res.magnetizations, res.samples[part], res.sample_realisations, exact=res.exact)
         with io.atomic_h5(str(args.output) + ".responses.h5", "configuration_responses") as fh:
             fh.create_dataset("magnetizations", data=res.magnetizations)
             fh.create_dataset("energies", data=res.energies)
             for p in res.values:
                 fh.create_dataset(f"{p}/values", data=res.values[p])
                 fh.create_dataset(f"{p}/stderr", data=res.stderr[p])
+                fh.create_dataset(f"{p}/samples", data=res.samples[p])
             fh.attrs["metadata"] = io.to_json(res.metadata)
         _save_torques(args.output, args.csv, res.energies, result, res.magnetizations,
                       dict(res.metadata, part=part, config=cfg))
         return 0
     if not args.responses:
         raise SystemExit("gpukpm torques: give response files (one per magnetisation) or --run CONFIG")
-    mags, values, errors, energies = [], [], [], None
-    for path in args.responses:
-        resp = io.load_response(path)
-        if tuple(resp.operators[:3]) != ("sx", "sy", "sz"):
-            raise SystemExit(f"{path}: response must have operators sx, sy, sz, got {resp.operators}")
-        if energies is not None and not np.allclose(resp.energies, energies):
-            raise SystemExit(f"{path}: energies differ from the first response file")
-        energies = resp.energies
-        m = resp.metadata.get("magnetization")
-        if m is None:
-            raise SystemExit(f"{path}: no magnetisation recorded in the response or its moments")
-        mags.append(m)
-        values.append(resp.values[:3])
-        errors.append(resp.stderr[:3])
-    errors = np.array(errors)
-    result = fit(np.array(mags, dtype=float), np.array(values), errors if _has_errors(errors) else None)
-    _save_torques(args.output, args.csv, energies, result, np.array(mags), dict(files=list(map(str, args.responses))))
+    mags, samples, realisations, exact, energies, meta = _torque_samples(args.responses)
+    result = fit_samples(mags, samples, realisations, exact=exact)
+    _save_torques(args.output, args.csv, energies, result, mags,
+                  dict(meta, files=list(map(str, args.responses)), estimator="fit_samples"))
     return 0
-
-
-def _has_errors(stderr) -> bool:
-    return bool(np.all(np.asarray(stderr) > 0))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -39,6 +39,9 @@ class ConfigurationResponses:
     energies: np.ndarray  # (E,)
     values: dict  # part -> (C, 3, E)
     stderr: dict  # part -> (C, 3, E)
+    samples: dict = field(default_factory=dict)  # part -> (S, C, 3, E): per random vector (or exact sample)
+    sample_realisations: np.ndarray | None = None  # (S,)
+    exact: bool = False  # exact trace or k space: one exact sample
     metadata: dict = field(default_factory=dict)
 
 
@@ -102,6 +105,7 @@ def run_configurations(cfg: dict, *, backend=None, progress: bool = True) -> Con
     scaling = _shared_scaling(cfg, base, be)
     values = {p: np.empty((len(mags), 3, len(energies))) for p in parts}
     errors = {p: np.empty_like(values[p]) for p in parts}
+    samples = {p: [] for p in parts}
     bar = Progress(len(mags), "magnetisation configurations", "configs", enabled=progress)
     t0 = time.perf_counter()
     for c, m in enumerate(mags):
@@ -111,7 +115,11 @@ def run_configurations(cfg: dict, *, backend=None, progress: bool = True) -> Con
                                  temperature=cfg["response"]["temperature"],
                                  lorentz_lambda=cfg["response"]["lorentz_lambda"])
             values[p][c], errors[p][c] = resp.values, resp.stderr
+            samples[p].append(resp.samples)
         bar.advance()
     meta = dict(model=cfg["model"], order=cfg["torque"]["order"], wall_time=time.perf_counter() - t0,
                 backend=be.name, kernel=cfg["response"]["kernel"], num_moments=_num_moments(cfg, scaling))
-    return ConfigurationResponses(mags, energies, values, errors, meta)
+    return ConfigurationResponses(mags, energies, values, errors,
+                                  samples={p: np.stack(v, axis=1) for p, v in samples.items()},
+                                  sample_realisations=moments.sample_realisations,
+                                  exact=moments.trace in ("exact", "kspace"), metadata=meta)

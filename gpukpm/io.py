@@ -11,6 +11,15 @@ Moments file (``gpukpm_kind = "moments"``)::
     /mu_samples            complex128 (S, n_left, N, N) or (S, n_left, N): raw moments per sample
     /sample_realisations   int64 (S,)  disorder realisation of each sample
     /sample_vectors        int64 (S,)  random-vector id of each sample (−1: exact trace / k space)
+
+Response file (``"response"``): /energies, /values, /stderr (n_left, E), /samples (S, n_left, E),
+/per_sample_std (one random vector's standard deviation), /broadening (η(ε), eV), /relaxation_time
+(τ(ε) = ħ/2η_eff of the kernel, s); attrs part, kernel, num_moments, eta (band centre), temperature,
+units, operators, right, metadata (a, b, trace, sample_realisations, sample_vectors, magnetization).
+
+Torques file (``"torques"``): /energies, /magnetizations, per key of gpukpm.torque.KEYS the value,
+``<key>_stderr`` and ``<key>_std`` (one sample), /residual, /relative_residual, /covariance (E, 6, 6);
+attrs num_samples, metadata (part, kernel, num_moments, eta, trace, source files).
     attrs: a, b, emin, emax, epsilon (eV), num_orbitals, area (nm²), left (names), right,
            trace, seed, hermitian, parameters (JSON), provenance (JSON)
 
@@ -140,6 +149,9 @@ def save_response(path, response, provenance: dict | None = None) -> None:
         fh.create_dataset("values", data=response.values)
         fh.create_dataset("stderr", data=response.stderr)
         fh.create_dataset("samples", data=response.samples)
+        fh.create_dataset("per_sample_std", data=response.per_sample_std)
+        fh.create_dataset("broadening", data=response.broadening())
+        fh.create_dataset("relaxation_time", data=response.relaxation_time())
         for key in ("part", "kernel", "num_moments", "eta", "temperature", "units"):
             fh.attrs[key] = getattr(response, key)
         fh.attrs["operators"] = to_json(list(response.operators))
@@ -167,10 +179,13 @@ def load_response(path):
 
 
 def response_csv(response) -> str:
-    """CSV text: energy, then value and stderr of every operator."""
-    cols = ["energy_eV"] + [f"{name}{suffix}" for name in response.operators for suffix in ("", "_stderr")]
+    """CSV text: energy, then the value, standard error and one-sample standard deviation of every operator,
+    then η(ε) (eV) of the kernel."""
+    suffixes = ("", "_stderr", "_std")
+    cols = ["energy_eV"] + [f"{name}{suffix}" for name in response.operators for suffix in suffixes] + ["eta_eV"]
     rows = [response.energies] + [arr[k] for k in range(len(response.operators))
-                                  for arr in (response.values, response.stderr)]
+                                  for arr in (response.values, response.stderr, response.per_sample_std)]
+    rows.append(response.broadening())
     lines = [",".join(cols)]
     lines += [",".join(f"{v:.17g}" for v in row) for row in np.column_stack(rows)]
     return "\n".join(lines) + "\n"

@@ -18,7 +18,7 @@ import scipy.sparse
 from .backend import get_backend
 
 __all__ = ["Rescaling", "lanczos_bounds", "gershgorin_bounds", "rescaling", "SpectrumLeakError",
-           "margin_for"]
+           "margin_for", "sweep_bounds", "sweep_rescaling"]
 
 DEFAULT_EPSILON = 0.01
 
@@ -134,3 +134,52 @@ def rescaling(hamiltonian, bounds=None, method: str = "lanczos", epsilon: float 
     a = (hi - lo) / (2.0 - 2.0 * epsilon)
     b = (hi + lo) / 2.0
     return Rescaling(a=float(a), b=float(b), emin=float(emin), emax=float(emax), epsilon=float(epsilon))
+
+
+def sweep_bounds(model, disorders) -> tuple[float, float]:
+    """Rigorous spectral bounds (eV) valid for every m̂ and every Anderson W of a sweep.
+
+    Gershgorin discs of the exchange-free pristine lattice model (translation
+    invariant: a 6 × 6 periodic supercell gives those of the infinite lattice),
+    widened by ``|J_ex|/2 + max(W)/2``: the exchange ``−(J/2) m̂·s`` has norm
+    |J|/2 for every m̂ and the disorder norm ≤ W/2, and no eigenvalue moves
+    further than the norm of what is added (Weyl).
+    """
+    import dataclasses
+
+    disorders = [float(w) for w in disorders]
+    if not disorders or min(disorders) < 0 or not all(np.isfinite(disorders)):
+        raise ValueError(f"disorders must be a non-empty list of W >= 0 (eV), got {disorders!r}")
+    exchange = float(getattr(model, "exchange", 0.0))
+    bare = dataclasses.replace(model, exchange=0.0) if exchange else model
+    lo, hi = gershgorin_bounds(bare.real_space(shape=(6, 6)).hamiltonian)
+    pad = 0.5 * abs(exchange) + 0.5 * max(disorders)
+    return lo - pad, hi + pad
+
+
+def sweep_rescaling(model, disorders, *, num_moments: int | None = None, eta: float | None = None,
+                    kernel: str = "jackson", lorentz_lambda: float = 4.0, bounds=None) -> tuple[Rescaling, int]:
+    """One rescaling and one N for a whole disorder sweep, so that every W has the same η(ε).
+
+    The bounds are ``bounds`` (E_min, E_max) when given, else :func:`sweep_bounds` (those of the largest W), the margin
+    ε = :func:`margin_for` (N).  Give ``num_moments`` N, or ``eta`` (eV, the
+    band-centre broadening of ``kernel``): then N is the smallest with
+    η(N) ≤ eta for the sweep's a (found with ε, which depends on N, by fixed
+    point).  Returns ``(rescaling, N)``; ``gpukpm moments`` given these bounds
+    and N reproduces the rescaling exactly.
+    """
+    from .kernels import num_moments_for
+
+    if (num_moments is None) == (eta is None):
+        raise ValueError("give num_moments or eta (one of them)")
+    lo, hi = sweep_bounds(model, disorders) if bounds is None else (float(bounds[0]), float(bounds[1]))
+    if num_moments is not None:
+        return rescaling(None, bounds=(lo, hi), epsilon=margin_for(num_moments)), int(num_moments)
+    N = num_moments_for(kernel, eta, (hi - lo) / (2 - 2 * DEFAULT_EPSILON), lorentz_lambda)
+    for _ in range(20):
+        scaling = rescaling(None, bounds=(lo, hi), epsilon=margin_for(N))
+        N_next = num_moments_for(kernel, eta, scaling.a, lorentz_lambda)
+        if N_next <= N:
+            return scaling, N
+        N = N_next
+    raise RuntimeError(f"no N found for eta = {eta} eV (last N = {N})")

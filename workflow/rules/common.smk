@@ -1,4 +1,6 @@
 # Helpers shared by the rules: labels, per-job gpukpm configurations, target lists.
+from gpukpm.config import build_model
+from gpukpm.spectrum import sweep_rescaling
 from gpukpm.torque import design_matrix, magnetizations as _magnetizations
 
 PARTS = list(config["response"]["parts"])
@@ -49,39 +51,56 @@ wildcard_constraints:
     set="realspace/W[^/]+|kspace/[^/]+",
 
 
-def gershgorin_bounds(model, disorder, margin):
-    """A rigorous spectral bound |E| <= sum of row norms of the lattice model, plus W/2."""
-    name = model["name"]
-    if name == "GrapheneRashba":
-        t, lam = model.get("t", 2.7), model.get("rashba", 0.0)
-        half = 3 * math.hypot(t, lam / 3) + abs(model.get("mass", 0.0)) + 0.5 * abs(model.get("exchange", 0.0))
-        half = (half + 0.5 * disorder) * (1 + margin)
-        return [-half, half]
-    return None  # let gpukpm compute the run's rescaling (pristine bounds +- W/2)
+if RS_ON:
+    if (RS["num_moments"] is None) == (RS["eta"] is None):
+        raise ValueError("realspace: give num_moments or eta (the band-centre broadening, eV), exactly one")
+    # One rescaling and one N for every W of the sweep: identical η(ε) at every W (gpukpm.spectrum.sweep_rescaling)
+    SWEEP_SCALING, SWEEP_N = sweep_rescaling(
+        build_model(RS["model"]), list(W_VALUES.values()), num_moments=RS["num_moments"], eta=RS["eta"],
+        kernel=config["response"]["kernel"], bounds=RS["bounds"])
+    SWEEP_BOUNDS = [SWEEP_SCALING.emin, SWEEP_SCALING.emax]
 
 
 def moments_config(W, m, c):
     """gpukpm configuration of one real-space moments job (moments-relevant parameters only)."""
-    w = W_VALUES[W]
-    bounds = RS["bounds"] or gershgorin_bounds(RS["model"], w, RS["bounds_margin"])
-    kpm = {"num_moments": RS["num_moments"], "trace": RS["trace"], "seed": RS["seed"],
-           "left": ["sx", "sy", "sz"], "right": "jx", "bounds": bounds}
+    kpm = {"num_moments": SWEEP_N, "trace": RS["trace"], "seed": RS["seed"],
+           "left": ["sx", "sy", "sz"], "right": "jx", "bounds": SWEEP_BOUNDS}
     for key in ("vectors_per_task", "memory_budget_gb"):
         if RS[key] is not None:
             kpm[key] = RS[key]
     return {"model": dict(RS["model"], magnetization=magnetization(m)),
-            "system": {"shape": list(RS["shape"]), "disorder": w, "realisations": CHUNKS[c]},
+            "system": {"shape": list(RS["shape"]), "disorder": W_VALUES[W], "realisations": CHUNKS[c]},
             "kpm": kpm, "backend": config["backend"]}
+
+
+def matched_case(cs):
+    """A k-space case that mirrors the pristine real-space lattice (same model, grid = shape, sweep's a, b, N)."""
+    return bool(cs.get("match_realspace"))
+
+
+for _name, _cs in CASES.items():
+    if matched_case(_cs):
+        if not RS_ON:
+            raise ValueError(f"kspace.cases.{_name}.match_realspace needs realspace.enabled")
+        if _cs["model"] != RS["model"]:
+            raise ValueError(f"kspace.cases.{_name}.match_realspace: model {_cs['model']} differs from "
+                             f"realspace.model {RS['model']}")
+        for _key in ("grid", "num_moments", "bounds", "window", "energies"):
+            if _cs.get(_key) is not None:
+                raise ValueError(f"kspace.cases.{_name}.{_key}: not allowed with match_realspace (taken from realspace)")
+    elif _cs.get("grid") is None or _cs.get("num_moments") is None or _cs.get("energies") is None:
+        raise ValueError(f"kspace.cases.{_name}: grid, num_moments and energies are required")
 
 
 def kspace_config(case, m):
     cs = CASES[case]
-    ks = {"grid": cs["grid"], "window": cs["window"]}
+    matched = matched_case(cs)
+    ks = {"grid": list(RS["shape"]) if matched else cs["grid"], "window": cs["window"]}
     if cs["chunk_size"] is not None:
         ks["chunk_size"] = cs["chunk_size"]
     return {"model": dict(cs["model"], magnetization=magnetization(m)), "kspace": ks,
-            "kpm": {"num_moments": cs["num_moments"], "left": ["sx", "sy", "sz"], "right": "jx",
-                    "bounds": cs["bounds"]},
+            "kpm": {"num_moments": SWEEP_N if matched else cs["num_moments"], "left": ["sx", "sy", "sz"],
+                    "right": "jx", "bounds": SWEEP_BOUNDS if matched else cs["bounds"]},
             "backend": config["backend"]}
 
 
@@ -91,7 +110,8 @@ def quoted_json(obj):
 
 
 def set_energies(s):
-    e = RS["energies"] if s.startswith("realspace/") else CASES[s.split("/", 1)[1]]["energies"]
+    case = None if s.startswith("realspace/") else CASES[s.split("/", 1)[1]]
+    e = RS["energies"] if case is None or matched_case(case) else case["energies"]
     return f"{e['start']!r}:{e['stop']!r}:{e['num']}"
 
 
