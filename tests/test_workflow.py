@@ -12,6 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
+import json
+import numpy as np
 import pytest
 import yaml
 
@@ -55,7 +58,9 @@ TINY = {
     },
     "kspace": {"cases": {"tiny": {
         "model": {"name": "GrapheneRashba", "t": 2.7, "rashba": 0.3, "exchange": 0.4, "mass": 0.1},
-        "grid": [12, 12], "num_moments": 24, "energies": {"start": -1.0, "stop": 1.0, "num": 11}}}},
+        "grid": [12, 12], "num_moments": 24, "energies": {"start": -1.0, "stop": 1.0, "num": 11}},
+        "mirror": {"model": {"name": "GrapheneRashba", "t": 2.7, "rashba": 0.3, "exchange": 0.4, "mass": 0.1},
+                   "match_realspace": True, "semiclassical": "none"}}},
     "response": {"kernel": "jackson"},
     "torque": {"order": 2, "subset": [0, 1, 2, 5, 6, 13]},  # 6 magnetisations that fix the 6 parameters
 }
@@ -112,11 +117,12 @@ def test_schema_accepts_shipped_configs():
 
 
 @pytest.mark.parametrize("mutate, key, message", [
-    (lambda c: c["realspace"].pop("num_moments"), "num_moments", "required property"),
+    (lambda c: c["realspace"].__setitem__("eta", -0.1), "eta", "less than or equal to the minimum"),
     (lambda c: c["realspace"].__setitem__("shape", "24x24"), "shape", "is not of type"),
     (lambda c: c["realspace"].__setitem__("num_moments", "many"), "num_moments", "is not of type"),
     (lambda c: c["realspace"].__setitem__("disorder", [0.0, -1.0]), "disorder", "less than the minimum"),
-    (lambda c: c["kspace"]["cases"]["tiny"].pop("grid"), "grid", "required property"),
+    (lambda c: c["kspace"]["cases"]["tiny"].__setitem__("match_realspace", "yes"), "match_realspace",
+     "is not of type"),
 ])
 def test_schema_rejects_bad_config_naming_the_key(mutate, key, message):
     from snakemake.exceptions import WorkflowError
@@ -138,13 +144,20 @@ def test_bad_config_fails_at_once(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("mutate, message", [
+    (lambda c: c["realspace"].__setitem__("eta", 0.2), "give num_moments or eta"),
+    (lambda c: c["kspace"]["cases"]["tiny"].pop("grid"), "grid, num_moments and energies are required"),
+    (lambda c: c["kspace"]["cases"].__setitem__("mirror", {"model": {"name": "GrapheneRashba", "t": 2.7},
+                                                           "match_realspace": True}), "differs from realspace.model"),
+])
+def test_dry_run_refuses_inconsistent_sweep_settings(tmp_path, mutate, message):
+    cfg = copy.deepcopy(TINY)
+    mutate(cfg)
+    res = snakemake("-n", "--configfile", write(tmp_path / "bad.yaml", cfg), cwd=tmp_path, timeout=120)
+    assert res.returncode != 0 and message in res.stdout + res.stderr
+
+
 # --------------------------------------------------------------------------- tiny real run
-def _engine_missing() -> str | None:
-    probe = "import gpukpm.parallel, gpukpm.kspace, gpukpm.aggregate, gpukpm.kubo; gpukpm.parallel.run_moments"
-    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    return None if res.returncode == 0 else res.stderr.strip().splitlines()[-1]
-
-
 def _report_rows(md: str) -> list[list[str]]:
     section = md.split("## Disorder", 1)[1].split("##", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| W")]
@@ -152,9 +165,8 @@ def _report_rows(md: str) -> list[list[str]]:
 
 
 def test_tiny_run_end_to_end(tmp_path):
-    missing = _engine_missing()
-    if missing:
-        pytest.skip(f"gpukpm engine not importable yet: {missing}")
+    from gpukpm import io
+
     cfg_path = write(tmp_path / "tiny.yaml", TINY)
     common = ("--configfile", cfg_path, "--cores", 2, "--scheduler", "greedy")
     res = snakemake(*common, cwd=tmp_path)
@@ -168,7 +180,7 @@ def test_tiny_run_end_to_end(tmp_path):
                 assert yaml.safe_load((r / f"realspace/W{W}/moments/m{m}/c{c}.yaml").read_text())["system"][
                     "realisations"] == [int(c)]
             assert (r / f"realspace/W{W}/ensemble/m{m}.h5").exists()
-    for s in ("realspace/W0", "realspace/W1", "kspace/tiny"):
+    for s in ("realspace/W0", "realspace/W1", "kspace/tiny", "kspace/mirror"):
         for part in ("total", "sea", "surface"):
             for m in mags:
                 assert (r / f"{s}/response/m{m}/{part}.h5").exists()
@@ -183,11 +195,30 @@ def test_tiny_run_end_to_end(tmp_path):
     rows = _report_rows(md)
     assert [row[0] for row in rows] == ["0", "1"]
     for row in rows:
-        for cell in (row[1], row[3], row[5], row[6]):  # peak χ_FL, χ_DL and the ratios, "value ± error"
+        for cell in (row[1], row[4], row[7], row[8]):  # peak χ_FL, χ_DL and the ratios, "value ± error"
             value, err = (float(x) for x in cell.split("±"))
             assert math.isfinite(value) and math.isfinite(err) and err >= 0
-    assert rows[0][5].startswith("1 ±") and rows[0][6].startswith("1 ±")
+        for cell in (row[2], row[5], row[9], row[10]):  # one-sample std and the samples needed
+            assert math.isfinite(float(cell)) and float(cell) > 0
+    assert rows[0][7].startswith("1 ±") and rows[0][8].startswith("1 ±")
     assert "figures/disorder.png" in md and "figures/kspace_tiny.png" in md and "gpukpm" in md
+
+    # one broadening for the sweep: every W's responses carry the same η(ε)
+    w0, w1 = (io.load_response(r / f"realspace/W{W}/response/m00/total.h5") for W in ("0", "1"))
+    assert w0.eta == w1.eta and np.array_equal(w0.broadening(), w1.broadening())
+    assert (w0.metadata["a"], w0.metadata["b"]) == (w1.metadata["a"], w1.metadata["b"])
+    assert "identical at every W" in md
+    with h5py.File(r / "realspace/W1/response/m00/total.h5") as fh:
+        assert np.array_equal(fh["broadening"][...], w0.broadening())
+    # the torque tables carry the one-sample std and the residual next to the standard error
+    with open(r / "realspace/W1/torques/total.csv") as fh:
+        header = fh.readline().strip().split(",")
+    assert {"chi_FL_stderr", "chi_FL_std", "chi_DL_std", "residual"} <= set(header)
+    # the pristine k-space mirror of the real-space lattice is compared in the report
+    summary = json.loads((r / "summary.json").read_text())["pristine_agreement"]
+    assert summary["case"] == "mirror"
+    for key in ("chi_FL", "chi_DL"):
+        assert math.isfinite(summary[key]["difference_in_stderr"]) and summary[key]["stderr"] > 0
 
     # a second run does nothing
     res = snakemake(*common, cwd=tmp_path)
@@ -204,7 +235,7 @@ def test_tiny_run_end_to_end(tmp_path):
     ran = executed_rules(res.stdout + res.stderr)
     assert ran == {"response", "torque_fit", "figures_kspace", "figures_disorder", "report", "all"}, ran
     counts = job_stats(res.stdout + res.stderr)
-    assert counts["response"] == 3 * len(mags)  # the kernel changed for every set
+    assert counts["response"] == 4 * len(mags)  # the kernel changed for every set
     assert {p: p.stat().st_mtime_ns for p in r.glob("**/moments/**/*.h5")} == moments_mtime
     with open(r / "realspace/W0/torques/total.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 9

@@ -1,11 +1,19 @@
 # Figures and the report.
 
 
+def kspace_figure_inputs(w):
+    """Torque tables of the case and, when m̂ = ẑ (label 00) is computed, its sea and surface responses."""
+    out = {"torques": expand(f"{RES}/kspace/{w.case}/torques/{{part}}.csv", part=PARTS)}
+    if "00" in MAG_LABELS and {"sea", "surface"} <= set(PARTS):
+        out["sea"] = f"{RES}/kspace/{w.case}/response/m00/sea.h5"
+        out["surface"] = f"{RES}/kspace/{w.case}/response/m00/surface.h5"
+    return out
+
+
 rule figures_kspace:
     """chi_FL and chi_DL vs Fermi energy: k-space Kubo-Bastin against semiclassics (Fig. 2b / 4)."""
     input:
-        torques=lambda w: expand(f"{RES}/kspace/{w.case}/torques/{{part}}.csv", part=PARTS),
-        response=lambda w: f"{RES}/kspace/{w.case}/response/m{MAG_LABELS[0]}/{PARTS[0]}.h5",
+        unpack(kspace_figure_inputs),
     output:
         png=f"{RES}/figures/kspace_{{case}}.png",
         pdf=f"{RES}/figures/kspace_{{case}}.pdf",
@@ -42,10 +50,14 @@ def report_inputs(w):
     out = {"kspace": expand(f"{RES}/figures/kspace_{{case}}.png", case=list(CASES)),
            "kfits": expand(f"{RES}/kspace/{{case}}/torques/{MAIN_PART}.csv", case=list(CASES)),
            "fits": expand(f"{RES}/{{s}}/torques/{{part}}.csv", s=all_sets(), part=PARTS)}
+    out["responses"] = expand(f"{RES}/{{s}}/response/m{MAG_LABELS[0]}/{MAIN_PART}.h5", s=all_sets())
     if RS_ON:
         out["disorder"] = f"{RES}/figures/disorder.png"
         out["peaks"] = f"{RES}/peaks.json"
     return out
+
+
+MATCHED = [c for c in CASES if matched_case(CASES[c])]
 
 
 rule report:
@@ -61,6 +73,9 @@ rule report:
         part=MAIN_PART,
         mags=MAG_LABELS,
         chunks=CHUNKS,
+        sets=all_sets(),
+        matched=MATCHED,
+        sweep_num_moments=SWEEP_N if RS_ON else None,
         scripts=SCRIPTS,
     script:
         "../scripts/report.py"

@@ -1,19 +1,24 @@
-"""results/report.md: peak torques per W, ratios to pristine, k-space peaks, run metadata, figures."""
+"""results/report.md: peak torques per W with their noise, the sweep's broadening, the pristine
+real-space vs k-space agreement, k-space peaks, run metadata and the figures."""
 import datetime
 import json
+import math
 import os
 import platform
 import sys
 
 sys.path.insert(0, snakemake.params.scripts)  # noqa: F821
 import gpukpm  # noqa: E402
+import numpy as np  # noqa: E402
 import snakemake as _snakemake_pkg  # noqa: E402
+from gpukpm import io  # noqa: E402
 
-from wflib import dump, peak, read_fit  # noqa: E402
+from wflib import at_energy, dump, peak, read_fit, samples_needed  # noqa: E402
 
 sm = snakemake  # noqa: F821
 cfg = sm.params.config
 out_dir = os.path.dirname(sm.output.md)
+rs = cfg["realspace"]
 
 
 def rel(path):
@@ -26,46 +31,105 @@ def pm(x, e, digits=4):
 
 lines = [f"# {cfg['title']}", "",
          f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} by the gpukpm Snakemake pipeline.", ""]
-summary = {"realspace": None, "kspace": {}}
+summary = {"realspace": None, "kspace": {}, "broadening": {}, "pristine_agreement": None}
 
+# ------------------------------------------------------------------ broadening per set
+responses = {s: io.load_response(f) for s, f in zip(sm.params.sets, sm.input.responses)}
+for s, r in responses.items():
+    summary["broadening"][s] = {"kernel": r.kernel, "num_moments": r.num_moments, "eta_centre": r.eta,
+                                "a": r.metadata["a"], "b": r.metadata["b"]}
+rs_sets = [s for s in responses if s.startswith("realspace/")]
+if rs_sets:
+    first = responses[rs_sets[0]]
+    same = all(np.array_equal(responses[s].broadening(), first.broadening()) for s in rs_sets)
+    lines += ["## Broadening", "",
+              f"Real space: {first.kernel} kernel, N = {first.num_moments}, rescaling a = {first.metadata['a']:.6g} eV, "
+              f"b = {first.metadata['b']:.6g} eV for every W, so η = {first.eta * 1e3:.4g} meV at the band centre "
+              f"and η(ε) = η √(1 − ((ε − b)/a)²) "
+              + ("**identical at every W** (one rescaling for the sweep)." if same else
+                 "**NOT identical across W: the peak ratios compare different broadenings.**"), ""]
+    summary["broadening"]["realspace_identical"] = same
+
+# ------------------------------------------------------------------ disorder table
 if "peaks" in sm.input.keys():
     with open(sm.input.peaks) as fh:
         peaks = json.load(fh)
-    rs = cfg["realspace"]
     window = peaks["window"]
     ref = next(iter(peaks["peaks"].values()))["reference_W"]
+    n_real, n_vec = rs["realisations"], rs["trace"]
+    n_ind = n_real if n_real >= 2 else n_vec
+    kind = "realisations (each with its vectors)" if n_real >= 2 else "random vectors"
+    target = rs.get("target_rel_error", 0.05)
     lines += ["## Disorder (real space, total response)", "",
-              f"Peak values: largest |χ| over ε_F ∈ {window or 'all energies'}; errors are one standard error "
-              f"over {rs['realisations']} realisations (torque-fit propagated); ratios relative to W = {ref:g} eV"
-              + (" (pristine)." if ref == 0 else " (no W = 0 in the run: the smallest W is the reference)."), "",
-              "| W (eV) | peak χ_FL ((V nm)⁻¹) | ε_F (eV) | peak χ_DL ((V nm)⁻¹) | ε_F (eV) "
-              "| χ_FL / χ_FL(ref) | χ_DL / χ_DL(ref) |",
-              "|---|---|---|---|---|---|---|"]
+              f"Peak values: largest |χ| over ε_F ∈ {window or 'all energies'}, ± one standard error from the "
+              f"scatter of per-sample torque fits over {n_ind} independent {kind} (`torque.fit_samples`: "
+              f"correlations between magnetisations included); σ₁ is the standard deviation of one sample "
+              f"(one random vector{' and realisation' if n_real >= 2 else ''}). Ratios relative to W = {ref:g} eV"
+              + (" (pristine)." if ref == 0 else " (no W = 0 in the run: the smallest W is the reference)."),
+              f"The last two columns give the {kind} needed for a {100 * target:g} % standard error on the "
+              "peak, from the measured variance.", "",
+              "| W (eV) | peak χ_FL ((V nm)⁻¹) | σ₁ | ε_F (eV) | peak χ_DL ((V nm)⁻¹) | σ₁ | ε_F (eV) "
+              "| χ_FL / χ_FL(ref) | χ_DL / χ_DL(ref) | n for χ_FL | n for χ_DL |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for lab, p in peaks["peaks"].items():
-        lines.append(f"| {p['W']:g} | {pm(p['chi_FL']['value'], p['chi_FL']['stderr'])} | {p['chi_FL']['energy']:.4g} "
-                     f"| {pm(p['chi_DL']['value'], p['chi_DL']['stderr'])} | {p['chi_DL']['energy']:.4g} "
+        need = {k: samples_needed(p[k], target, n_ind) for k in ("chi_FL", "chi_DL")}
+        p["samples_needed"] = need
+        lines.append(f"| {p['W']:g} | {pm(p['chi_FL']['value'], p['chi_FL']['stderr'])} | {p['chi_FL']['std']:.2g} "
+                     f"| {p['chi_FL']['energy']:.4g} "
+                     f"| {pm(p['chi_DL']['value'], p['chi_DL']['stderr'])} | {p['chi_DL']['std']:.2g} "
+                     f"| {p['chi_DL']['energy']:.4g} "
                      f"| {pm(p['ratio_FL']['value'], p['ratio_FL']['stderr'], 3)} "
-                     f"| {pm(p['ratio_DL']['value'], p['ratio_DL']['stderr'], 3)} |")
+                     f"| {pm(p['ratio_DL']['value'], p['ratio_DL']['stderr'], 3)} "
+                     f"| {need['chi_FL']:g} | {need['chi_DL']:g} |")
     lines += ["", f"![disorder]({rel(sm.input.disorder)})", "",
               f"![peak ratios]({rel(os.path.join(out_dir, 'figures', 'peak_ratios.png'))})", "",
-              f"Figures: [disorder.pdf](figures/disorder.pdf), [peak_ratios.pdf](figures/peak_ratios.pdf)", ""]
+              "Figures: [disorder.pdf](figures/disorder.pdf), [peak_ratios.pdf](figures/peak_ratios.pdf)", ""]
     summary["realspace"] = peaks
+
+# ------------------------------------------------------------------ pristine real space vs k space
+for case in sm.params.matched:
+    real_csv = next((f for f in sm.input.fits if "/realspace/W0/torques/total.csv" in f), None)
+    k_csv = next((f for f in sm.input.fits if f"/kspace/{case}/torques/total.csv" in f), None)
+    if real_csv is None or k_csv is None:
+        lines += [f"## Pristine real space vs k space ({case})", "",
+                  "Not compared: the sweep has no W = 0 or the parts have no 'total'.", ""]
+        continue
+    real, kfit = read_fit(real_csv), read_fit(k_csv)
+    rows, agreement = [], {}
+    for key in ("chi_FL", "chi_DL"):
+        kp = peak(kfit, key, rs.get("peak_window"))
+        rp = at_energy(real, key, kp["energy"])
+        z = (rp["value"] - kp["value"]) / rp["stderr"] if rp["stderr"] > 0 else float("inf")
+        agreement[key] = {"kspace": kp["value"], "realspace": rp["value"], "stderr": rp["stderr"],
+                          "energy": kp["energy"], "difference_in_stderr": z}
+        rows.append(f"| {key} | {kp['energy']:.4g} | {kp['value']:.4g} | {pm(rp['value'], rp['stderr'])} "
+                    f"| {z:+.2f} |")
+    ok = all(abs(a["difference_in_stderr"]) <= 2 for a in agreement.values())
+    lines += [f"## Pristine real space vs k space ({case})", "",
+              f"The same model on the {rs['shape'][0]}×{rs['shape'][1]} lattice: k space on the matching grid (exact "
+              "trace) against the stochastic real-space run at W = 0, same rescaling, N and η(ε); at the k-space "
+              "peak of each χ (total part):", "",
+              "| χ | ε_F (eV) | k space | real space | (real − k)/stderr |", "|---|---|---|---|---|", *rows, "",
+              ("Agreement within 2 standard errors." if ok else
+               "**Disagreement beyond 2 standard errors.**"), ""]
+    summary["pristine_agreement"] = dict(case=case, within_2_stderr=ok, **agreement)
 
 if sm.params.cases:
     part = sm.params.part
-    lines += ["## Pristine k space", "",f"Largest |χ| of the {part} response.", "", "| case | peak χ_FL ((V nm)⁻¹) | ε_F (eV) | peak χ_DL ((V nm)⁻¹) | ε_F (eV) |",
-              "|---|---|---|---|---|"]
-    part = sm.params.part
+    lines += ["## Pristine k space", "", f"Largest |χ| of the {part} response.", "",
+              "| case | peak χ_FL ((V nm)⁻¹) | ε_F (eV) | peak χ_DL ((V nm)⁻¹) | ε_F (eV) | rms residual of the fit |",
+              "|---|---|---|---|---|---|"]
     for case, fit_csv in zip(sm.params.cases, sm.input.kfits):
         fit = read_fit(fit_csv)
         fl, dl = peak(fit, "chi_FL"), peak(fit, "chi_DL")
         summary["kspace"][case] = {"chi_FL": fl, "chi_DL": dl, "part": part}
-        lines.append(f"| {case} | {fl['value']:.4g} | {fl['energy']:.4g} | {dl['value']:.4g} | {dl['energy']:.4g} |")
-    lines.append("")
+        resid = float(np.max(fit["residual"])) if "residual" in fit else math.nan
+        lines.append(f"| {case} | {fl['value']:.4g} | {fl['energy']:.4g} | {dl['value']:.4g} | {dl['energy']:.4g} "
+                     f"| {resid:.2g} |")
+    lines += ["", "k space is exact (no stochastic error); the residual is the misfit of the angular expansion.", ""]
     for case, png in zip(sm.params.cases, sm.input.kspace):
         lines += [f"![{case}]({rel(png)}) ([pdf]({rel(png)[:-4]}.pdf))", ""]
 
-rs = cfg["realspace"]
 lines += ["## Run metadata", "",
           f"- gpukpm {gpukpm.__version__}, Snakemake {_snakemake_pkg.__version__}, Python {platform.python_version()}, "
           f"host {platform.node()}",
@@ -76,11 +140,16 @@ lines += ["## Run metadata", "",
 if rs.get("enabled", True) and "model" in rs:
     lines += [f"- real space: {rs['model']}, {rs['shape'][0]}×{rs['shape'][1]} cells, W = {rs['disorder']} eV, "
               f"{rs['realisations']} realisations in {len(sm.params.chunks)} chunk(s), {rs['trace']} random "
-              f"vector(s) per realisation, N = {rs['num_moments']}, energies {rs['energies']}"]
+              f"vector(s) per realisation, N = {sm.params.sweep_num_moments}"
+              + (f" (from η = {rs['eta']} eV)" if rs.get("eta") else "") + f", energies {rs['energies']}"]
 for case in sm.params.cases:
     c = cfg["kspace"]["cases"][case]
-    lines.append(f"- k space {case}: {c['model']}, grid {c['grid']}, window {c['window']}, N = {c['num_moments']}, "
-                 f"energies {c['energies']}")
+    if c.get("match_realspace"):
+        lines.append(f"- k space {case}: {c['model']}, mirrors the real-space lattice (grid {rs['shape']}, "
+                     f"N = {sm.params.sweep_num_moments}, the sweep's rescaling)")
+    else:
+        lines.append(f"- k space {case}: {c['model']}, grid {c['grid']}, window {c['window']}, "
+                     f"N = {c['num_moments']}, energies {c['energies']}")
 lines += ["", "Torque tables (CSV, per set and part): "
           + ", ".join(f"[{rel(f)}]({rel(f)})" for f in sm.input.fits), ""]
 

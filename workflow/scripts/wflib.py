@@ -22,9 +22,27 @@ def peak(fit: dict, key: str, window=None) -> dict:
         raise ValueError(f"peak window {window} contains none of the energies {e.min()}..{e.max()}")
     values = np.where(mask, np.abs(fit[key]), -np.inf)
     i = int(np.argmax(values))
-    err = fit.get(f"{key}_stderr")
+    err, std = fit.get(f"{key}_stderr"), fit.get(f"{key}_std")
     return {"value": float(fit[key][i]), "stderr": float(err[i]) if err is not None else float("nan"),
-            "energy": float(e[i])}
+            "std": float(std[i]) if std is not None else float("nan"), "energy": float(e[i])}
+
+
+def at_energy(fit: dict, key: str, energy: float) -> dict:
+    """Value, standard error and one-sample std of ``key`` at the tabulated energy nearest ``energy``."""
+    i = int(np.argmin(np.abs(fit["energy"] - energy)))
+    return {"value": float(fit[key][i]), "stderr": float(fit[f"{key}_stderr"][i]),
+            "std": float(fit.get(f"{key}_std", np.full(i + 1, np.nan))[i]), "energy": float(fit["energy"][i])}
+
+
+def samples_needed(p: dict, target_rel_error: float, num_independent: int) -> float:
+    """Independent samples for a relative standard error ``target`` on a peak, ``n σ²/(target |value|)²``.
+
+    ``σ = stderr`` of the peak from ``num_independent`` samples (realisations, each with its vectors;
+    or the vectors of one realisation), so the result counts samples of the same kind.
+    """
+    if not (math.isfinite(p["stderr"]) and p["value"] != 0):
+        return float("nan")
+    return math.ceil(num_independent * (p["stderr"] / (target_rel_error * abs(p["value"]))) ** 2)
 
 
 def ratio(p: dict, ref: dict) -> dict:
