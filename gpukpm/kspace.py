@@ -541,6 +541,23 @@ def _box_candidates(model, grid: MonkhorstPack, window):
         boxes = _split_boxes(boxes[~leaf])
 
 
+class _Timed:
+    """Iterate over ``iterable`` and add the wall time spent producing its items to ``.time`` (s)."""
+
+    def __init__(self, iterable):
+        self._it, self.time = iter(iterable), 0.0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        t = time.perf_counter()
+        try:
+            return next(self._it)
+        finally:
+            self.time += time.perf_counter() - t
+
+
 def _candidate_chunks(model, grid: KGrid, window, select: str, chunk_size: int):
     """``(index, covered)``: flat indices (host int64, at most ``chunk_size``, None = the range
     ``[start, start + covered)``) of the k points to diagonalise, and how many grid points they stand for.
@@ -948,7 +965,7 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
     ``provenance`` holds the backend, the counts (``num_grid_k`` (= ``num_k``),
     ``num_diagonalised_k`` (= ``num_diagonalised``), eigh calls, ``num_kept_k``,
     ``num_kept_states`` and their fractions, pairs, ``max_band_splitting``), ``select``,
-    ``moments_route`` (the route taken), the bounds source and wall times (selection and
+    ``moments_route`` (the route taken), the bounds source and wall times (k-point selection,
     diagonalisation, moments, bounds pass, total).
     """
     # ---- validation, before any work
@@ -999,8 +1016,8 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
         acc = accumulator(*bounds)
     stored, stored_bytes = [], 0
     bar = Progress(num_points, "kspace moments", "k points", enabled=progress)
-    start = 0
-    for index, covered in _candidate_chunks(model, grid, window, select, chunk_size):
+    start, selection = 0, _Timed(_candidate_chunks(model, grid, window, select, chunk_size))
+    for index, covered in selection:
         if index is None:
             rec = diag.chunk(*grid.points(start, start + covered, xp=be.xp))
         else:
@@ -1073,6 +1090,7 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
         time_diagonalise=diag.time,
         time_moments=acc.time,
         time_bounds=time_bounds,
+        time_select=selection.time,
         time_total=wall,
     )
     parameters = dict(model.to_dict(), grid=grid.to_dict(), window=None if window is None else list(window),

@@ -325,6 +325,8 @@ def test_moments_file_round_trip(tmp_path):
     ({"memory_budget": -1}, "memory_budget"),
     ({"epsilon": 0.7}, "epsilon"),
     ({"backend": "tpu"}, "backend"),
+    ({"select": "some", "window": (-1.0, 1.0)}, "select"),
+    ({"moments_route": "dgemm"}, "moments_route"),
 ])
 def test_bad_input_fails_before_any_work(monkeypatch, kwargs, name):
     model = models.GrapheneRashba(rashba=0.1, exchange=0.2)
