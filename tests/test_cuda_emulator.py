@@ -202,6 +202,13 @@ def test_kspace_moments_equal_cpu(gpu):
     cpu, dev = kspace_moments(model, (9, 9), backend="cpu", **kw), kspace_moments(model, (9, 9), backend=gpu, **kw)
     assert dev.provenance["backend"] == "gpu"
     assert _relative(dev.mu_samples, cpu.mu_samples) <= 1e-12
+    # the bound-selected k points (indices from the host) on the device; GEMM route on the GPU
+    ref = kspace_moments(model, (9, 9), backend="cpu", select="all", moments_route="gemm", **kw)
+    assert dev.provenance["select"] == "bound" and dev.provenance["moments_route"] == "gemm"
+    assert ref.provenance["num_kept_k"] == dev.provenance["num_kept_k"] <= dev.provenance["num_diagonalised_k"] < 81
+    assert _relative(dev.mu_samples, ref.mu_samples) <= 1e-12
+    with pytest.raises(ValueError, match="moments_route"):
+        kspace_moments(model, (9, 9), backend=gpu, moments_route="nufft", **kw)
 
 
 @needs_compiler

@@ -227,16 +227,20 @@ def _count_eigh(monkeypatch):
     ((-3.0, 2.5), 2**16, "window"),  # the stored records outgrow half the budget
     (None, 2**16, "gershgorin"),
 ])
-def test_each_k_point_is_diagonalised_once(monkeypatch, window, budget, source):
+@pytest.mark.parametrize("select", ["all", "bound"])
+def test_each_k_point_is_diagonalised_once(monkeypatch, window, budget, source, select):
+    """Every k point (select="all"; "bound": every selected one) goes through eigh once, in full chunks."""
     model = models.GrapheneRashba(rashba=0.1, exchange=0.2, mass=0.05, magnetization=_unit(RNG))
     grid = MonkhorstPack(model.lattice, (24, 24))
     E = np.linalg.eigvalsh(model.bloch(grid.points(0, grid.num_points)[0]))
     counter = _count_eigh(monkeypatch)
     mom = kspace_moments(model, grid, num_moments=12, window=window, chunk_size=100, memory_budget=budget,
-                         progress=False)
+                         select=select, progress=False)
     prov = mom.provenance
-    assert counter["matrices"] == prov["num_diagonalised"] == grid.num_points
-    assert counter["calls"] == prov["eigh_calls"] == math.ceil(grid.num_points / 100)
+    num = prov["num_diagonalised_k"]
+    assert counter["matrices"] == prov["num_diagonalised"] == num
+    assert num == grid.num_points if select == "all" or window is None else num < grid.num_points
+    assert counter["calls"] == prov["eigh_calls"] == math.ceil(num / 100)
     assert prov["bounds_source"] == source
     inside = np.ones(E.shape, bool) if window is None else (E >= window[0]) & (E <= window[1])
     assert prov["num_kept_states"] == inside.sum()
