@@ -635,12 +635,12 @@ MOMENTS_ROUTES = ("auto", "gemm", "nufft")
 # to max|μ| (tests/test_kspace_select.py), the floor set by the arccos of Ẽ and by the GEMM's own round-off
 NUFFT_EPS = 1e-14
 NUFFT_BATCH_BYTES = 256 * 2**20  # pairs per NUFFT call: θ, φ and coefficients, (2 + 2 n_left) doubles each
-# Cost model of moments_route="auto" on the CPU (2-core VM, N = 581, n_left = 3):
-# GEMM 4 n_left N² flops per pair at GEMM_FLOPS; NUFFT NUFFT_PAIR_S per pair and transform, plus
-# NUFFT_MODE_S per point of the (2 × (2N − 1))² FFT grid per transform and call.
+# Cost model of moments_route="auto" on the CPU, measured on a shared 2-core EPYC VM (N = 64–581,
+# n_left = 3, P = 10³–10⁶): GEMM 4 n_left N² flops per pair at GEMM_FLOPS; NUFFT NUFFT_PAIR_S per
+# pair and transform, plus NUFFT_MODE_S per point of the (2 × (2N − 1))² fine grid per transform and call.
 GEMM_FLOPS = 2.0e10
-NUFFT_PAIR_S = 2.0e-6
-NUFFT_MODE_S = 2.0e-8
+NUFFT_PAIR_S = 2.0e-7
+NUFFT_MODE_S = 4.5e-8
 
 
 def _finufft():
