@@ -268,7 +268,7 @@ def test_command_line_job_on_the_gpu_backend(tmp_path):
     ("bench_chebyshev.py", ["--sizes", "12", "--widths", "1", "2", "--min-time", "0.01", "--copy-bytes", "100000"]),
     ("bench_kubo.py", ["--sizes", "8", "--moments", "16", "--sigma-L", "8", "--sigma-N", "16",
                        "--sigma-energies", "5"]),
-    ("bench_kspace.py", ["--kept-patch", "4", "--far-patch", "8", "--full-grid", "1"]),
+    ("bench_kspace.py", ["--grid", "60", "--reference-grid", "30", "--num-moments", "16"]),
     ("bench_job.py", ["--L", "8", "--N", "16", "--energies", "11"]),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_gpu_benchmarks_run_on_the_emulator(tmp_path, script, arguments):
