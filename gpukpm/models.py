@@ -15,7 +15,11 @@ Lattice models (:class:`GrapheneRashba`, :class:`Rashba2DEGLattice`) give
   k-space engine does on the GPU backend).
 
 Continuum models (:class:`Rashba2DEG`, :class:`Dirac`) give the Bloch
-functions only.  Orbitals: ``2 × sublattice + spin`` inside a cell (spin
+functions only.  Every model gives ``spectral_bound(k)`` → ``(centres,
+radius)`` (eV): each eigenvalue of ``bloch(k)`` lies within ``radius`` of a
+centre (the spin-free dispersion; Weyl's inequality), and lattice models
+``spectral_lipschitz`` (eV·nm), how fast the centres move with k — the
+k-space engine selects k points with them (``gpukpm.kspace``).  Orbitals: ``2 × sublattice + spin`` inside a cell (spin
 innermost, ↑ before ↓), cell ``(i1, i2)`` of an ``L1 × L2`` supercell at index
 ``i1 L2 + i2``, so the honeycomb orbital of cell c is ``4c + 2α + s``.
 

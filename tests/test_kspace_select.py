@@ -7,7 +7,9 @@ in any order is ≲ 1e-14 of max|μ|).  The NUFFT route computes the same sum as
 ``cos nθ = T_n(cos θ)`` to finufft's precision ``NUFFT_EPS`` = 1e-14 relative to Σ|c_p|;
 with the arccos conditioning (≈ N ε_mach / √(2ε) per term) both routes agree to 1e-12 of max|μ|.
 """
+import importlib.util
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from gpukpm import models
 from gpukpm.kspace import (NUFFT_EPS, MonkhorstPack, PolarGrid, SquareGrid, kspace_moments,
                            nufft_is_cheaper)
 
-pytest.importorskip("finufft")
+needs_finufft = pytest.mark.skipif(importlib.util.find_spec("finufft") is None, reason="finufft not installed")
 
 RNG = np.random.default_rng(20261206)
 FIG2 = dict(t=2.7, rashba=0.008, exchange=0.060, mass=0.008)
@@ -140,6 +142,7 @@ def test_without_a_window_every_point_is_diagonalised():
 
 
 # ----------------------------------------------------------------------------- NUFFT == GEMM
+@needs_finufft
 @pytest.mark.parametrize("model, grid, window, N", [
     (models.GrapheneRashba(**FIG2, magnetization=(0.6, 0.0, 0.8)), (500, 500), (-0.3, 0.3), 300),
     (models.Rashba2DEG(mass=0.3, rashba=0.2, exchange=0.1, magnetization=(0.0, 0.6, 0.8)),
@@ -156,6 +159,7 @@ def test_nufft_route_equals_gemm_route(model, grid, window, N):
     assert np.abs(mu - np.conj(np.swapaxes(mu, 1, 2))).max() < 1e-14 * np.abs(mu).max()
 
 
+@needs_finufft
 def test_nufft_batches_sum_to_one_call():
     """A small memory budget splits the pairs over several NUFFT calls; the sum is the same."""
     model = models.GrapheneRashba(**FIG2, magnetization=(0.0, 0.0, 1.0))
@@ -167,6 +171,7 @@ def test_nufft_batches_sum_to_one_call():
     assert _relative(many.mu, one.mu) < 1e-13
 
 
+@needs_finufft
 def test_auto_route_follows_the_cost_model():
     """Small N: the N² P GEMM is cheap, auto keeps it; N = 581 with many pairs: NUFFT."""
     assert not nufft_is_cheaper(10**6, 16, 3)
@@ -177,6 +182,16 @@ def test_auto_route_follows_the_cost_model():
     assert small.provenance["moments_route"] == "gemm"
     big = kspace_moments(model, (600, 600), num_moments=400, window=(-0.3, 0.3), backend="cpu", progress=False)
     assert big.provenance["moments_route"] == "nufft"
+
+
+def test_without_finufft_auto_takes_the_gemm_and_nufft_is_refused(monkeypatch):
+    """finufft is optional: gpukpm imports without it, "auto" falls back to the GEMM."""
+    monkeypatch.setitem(sys.modules, "finufft", None)  # makes `import finufft` raise ImportError
+    model = models.GrapheneRashba(**FIG2, magnetization=(0.0, 0.0, 1.0))
+    kw = dict(num_moments=400, window=(-0.3, 0.3), backend="cpu", progress=False)
+    assert kspace_moments(model, (300, 300), **kw).provenance["moments_route"] == "gemm"
+    with pytest.raises(ValueError, match="finufft"):
+        kspace_moments(model, (300, 300), moments_route="nufft", **kw)
 
 
 @pytest.mark.parametrize("kwargs, name", [
