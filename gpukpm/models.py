@@ -283,10 +283,10 @@ class _LatticeModel(_Model):
         ``v ≥ ‖H(k) − H₀(k) ⊗ 1‖`` of :attr:`_spin_free_terms`.  Weyl's inequality
         ``|E_i(H₀ + V) − E_i(H₀)| ≤ ‖V‖`` for the sorted spectra gives the claim.
         """
-        h0, hops, v, _ = (xp.asarray(a) if isinstance(a, np.ndarray) else a for a in self._spin_free_terms)
+        h0, hops, v, _ = self._spin_free_terms
         phases = xp.exp(1j * (_as_k(k, xp) @ xp.asarray(self._bloch_terms[1]).T))
-        forward = xp.einsum("...b,bij->...ij", phases, hops)
-        h = h0 + forward + xp.conj(xp.swapaxes(forward, -1, -2))
+        forward = xp.einsum("...b,bij->...ij", phases, xp.asarray(hops))
+        h = xp.asarray(h0) + forward + xp.conj(xp.swapaxes(forward, -1, -2))
         return _hermitian_eigenvalues(h, xp), v
 
     # -- real space ------------------------------------------------------------
