@@ -166,8 +166,8 @@ def main(argv=None) -> None:
         "magnetisations": runs,
         "projection": {
             "reference_full_grid_s": projected_ref,
-            "formula": "T_ref = (t_ref − t_gemm) L²/L_r² + t_gemm P/P_r (the reference's non-GEMM time per k point, "
-                       "its GEMM time per pair; P from the full-grid run)",
+            "formula": "T_ref = (t_ref − t_gemm) L²/L_r² + t_gemm P/P_r (the reference's non-GEMM time per "
+                       "k point, its GEMM time per pair; P from the full-grid run)",
             "today_measured_s": TODAY_MEASURED_S if paper_job else None,
             "today_note": "issue 15: the same job through the API before the change, on this machine",
         },

@@ -187,8 +187,9 @@ class KGrid:
 
     ``points(start, stop, xp=numpy)`` (and ``points_at(index, xp)``, at flat
     indices) returns ``(k, rho)``: k of shape (n, 2) in nm⁻¹ and ρ_k = Ω w_k
-    (n,), w_k the weight of d²k/(2π)² (nm⁻²); the mean of ρ over the grid is 1.  ``xp`` is the array module the points are made in
-    (CuPy: on the device, so a GPU run never builds k or H(k) on the host).
+    (n,), w_k the weight of d²k/(2π)² (nm⁻²); the mean of ρ over the grid is 1.
+    ``xp`` is the array module the points are made in (CuPy: on the device, so
+    a GPU run never builds k or H(k) on the host).
     ``area`` is Ω (nm²), ``num_points`` N_k.
     """
 
@@ -559,8 +560,9 @@ def _box_candidates(model, grid: MonkhorstPack, window):
 
     A box is dropped when no band can reach the window anywhere in it: the centres of
     ``model.spectral_bound`` at the box centre move by at most ``L × reach`` over the box
-    (``L = model.spectral_lipschitz``), so the box test widens the radius by that.  Boxes
-    of at most ``_LEAF`` points per direction are tested point by point.
+    (``L = model.spectral_lipschitz``), so the box test widens the radius (k independent for
+    lattice models) by that.  Boxes of at most ``_LEAF`` points per direction are tested point
+    by point.
     """
     (_, c1), (_, c2) = grid.patch
     boxes = np.array([[0, c1, 0, c2]], dtype=np.int64)

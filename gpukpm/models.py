@@ -252,10 +252,10 @@ class _LatticeModel(_Model):
         ``m = tr M/2`` and the rest.  ``h0`` (ns, ns) and ``hops`` (nb, ns, ns)
         are the spin-free on-site matrix and bond hoppings (``H₀ = h0 + F + F†``,
         ``F = Σ_b hops_b e^{ik·d_b}``, ns = sublattices).  Bounds from the
-        block-norm (Schur) test ``‖X‖ ≤ max_α Σ_β ‖X_αβ‖`` for Hermitian block matrices:
+        block-norm (Schur) test ``‖X‖ ≤ max_α Σ_β ‖X_αβ‖`` (Hermitian block matrices):
 
-        * ``v = max_α Σ_β (‖V⁰_αβ‖ + Σ_{b: α→β} ‖V_b‖ + Σ_{b: β→α} ‖V_b‖) ≥ ‖V(k)‖`` for
-          every k (eV; ‖·‖ the 2×2 spectral norm of the spin part of a block,
+        * ``v = max_α Σ_β (‖V⁰_αβ‖ + Σ_{b: α→β} ‖V_b‖ + Σ_{b: β→α} ‖V_b‖) ≥ ‖V(k)‖``
+          for every k (eV; ‖·‖ the 2×2 spectral norm of the spin part of a block,
           ``|e^{ik·d}| = 1``); for graphene ``v = |J_ex|/2 + |λ_R|`` (three bonds of
           Rashba norm |λ_R|/3), exact at K;
         * ``L = max_α Σ_β Σ_{b: α→β or β→α} |hops_b| |d_b|`` (eV·nm), since
