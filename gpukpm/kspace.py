@@ -1,4 +1,4 @@
-r"""k-space Chebyshev moments of pristine models: k grids, energy window, batched eigh.
+r"""k-space Chebyshev moments of pristine models: k grids, energy window, k-point selection, batched eigh.
 
 A pristine model is diagonal in the Bloch wave vector k, so the trace of the
 2D moments (CONVENTIONS "KPM conventions") splits into k points.  With the
@@ -10,7 +10,8 @@ since ``T_n(H̃)|j⟩ = T_n(Ẽ_j)|j⟩``.  For every pair p = (k, i, j) the
 coefficient ``c_p = A_ij B_ji`` is complex and the two polynomial factors are
 real, so with ``U_np = T_n(Ẽ_j)``, ``V_mp = T_m(Ẽ_i)`` the moments are one real
 matrix product ``μ = U diag(c) Vᵀ`` (two DGEMMs per left operator: Re c and
-Im c), taken over batches of pairs whose size follows the memory budget.  For
+Im c), taken over batches of pairs whose size follows the memory budget, or a
+type-1 NUFFT (see "Moment routes").  For
 Hermitian A and B, ``c_ji = conj(c_ij)``: only the pairs i ≤ j are formed,
 
     X_nm = Σ_k ρ_k Σ_{i≤j} γ_ij c_ij T_n(Ẽ_j) T_m(Ẽ_i),   γ_ii = ½, γ_{i<j} = 1,
@@ -46,7 +47,8 @@ the k integral that :func:`gpukpm.kubo.kubo_response` needs (it multiplies by
   (``cutoff="square"``) or those with ``|k − centre| < k_max`` (``"disc"``);
   ``w = h²/(2π)²``, ``Σ_k w_k = N_k h²/(2π)²``, ``Ω = (2π/h)²``, ρ = 1.
 
-Points are generated lazily, in index chunks, so a 14691² grid is never held.
+Points are generated lazily, in index chunks (``points(start, stop)``) or at
+given flat indices (``points_at(index)``), so a 14691² grid is never held.
 
 Energy window
 -------------
@@ -56,6 +58,41 @@ trace becomes ``Tr[P A P T_n(H̃) P B P T_m(H̃)]`` (pairs with a state outside
 are dropped; degenerate levels are kept or dropped together, so P is a
 spectral projector).  D and Ω keep their full-grid values.  The operators
 are only built and transformed at k points with at least one kept state.
+
+k-point selection
+-----------------
+With a window, ``select="bound"`` (default) diagonalises only the k points
+that can hold a kept state.  Every model gives ``spectral_bound(k)`` →
+``(centres, radius)``: each eigenvalue of H(k) lies within ``radius`` of a
+centre.  Lattice models split ``H(k) = H₀(k) ⊗ 1_spin + V(k)`` (H₀ the
+spin-free hopping and mass, centres its eigenvalues — for graphene
+``±√((t|f(k)|)² + Δ²)`` — and V the Rashba and exchange terms); Weyl's
+inequality ``|E_i − E_i⁰| ≤ ‖V‖`` with the block-norm bound ``‖V‖ ≤ v``
+(graphene: ``v = |J_ex|/2 + |λ_R|``) makes it rigorous.  The continuum models
+use their dispersion (2DEG: ``ħ²k²/2m``, radius ``|λ_R k|/2 + |J_ex|/2``; Dirac:
+``±√((ħvk)² + Δ²)``, radius ``|λ_R| + |J_ex|/2``).  A k point is diagonalised
+when some ``[c_i − r, c_i + r]`` (widened by ``BOUND_SLACK``) meets the window,
+so exactly the states of ``select="all"`` are kept.  On a Monkhorst-Pack grid
+boxes of grid indices are bisected: the sorted centres move by at most
+``L |k − k'|`` (``spectral_lipschitz``, Weyl on ``‖H₀(k) − H₀(k')‖``), so a
+box whose centre bound, widened by L × its reach, misses the window is dropped
+whole, and only boxes of ≤ 16 × 16 points are tested point by point: the
+14691² grid is never listed (≈ 0.3 % of it is diagonalised for Fig. 2).
+Other grids are scanned in chunks (the bound costs ≪ an ``eigh``).
+
+Moment routes
+-------------
+``moments_route="gemm"``: the real GEMMs above, O(N² P).  ``"nufft"`` (CPU,
+``finufft``): with ``Ẽ = cos θ``, ``T_n(Ẽ) = cos nθ``, so
+
+    X_nm = ¼ Σ_± Σ_± F(±n, ±m),   F(n, m) = Σ_p γ ρ c_p e^{i(n θ_j + m θ_i)},
+
+one type-1 NUFFT per left operator over the modes ``|n|, |m| < N``, O(P +
+N² log N), at precision ``NUFFT_EPS`` = 1e-14 (relative to Σ|c_p|; the two
+routes agree to ≲ 1e-12 of max|μ|).  ``"auto"`` (default) takes the NUFFT on
+the CPU where finufft is installed and the cost model ``nufft_is_cheaper``
+(measured constants) favours it for the pairs of the first batch, the GEMM
+otherwise (always on the GPU).
 
 Rescaling
 ---------
@@ -108,7 +145,7 @@ from .progress import Progress
 from .spectrum import SpectrumLeakError, margin_for
 
 __all__ = ["KGrid", "MonkhorstPack", "PolarGrid", "SquareGrid", "make_grid", "kspace_moments", "DEFAULT_CHUNK_SIZE",
-           "GEMM_BATCH_BYTES"]
+           "GEMM_BATCH_BYTES", "SELECT_MODES", "MOMENTS_ROUTES", "NUFFT_EPS", "nufft_is_cheaper"]
 
 # k points per diagonalisation chunk (at most): on a GPU large, to amortise the per-chunk launches
 # and the one device → host copy of the kept-k mask over ~10⁶ points (≈ 10 GB of chunk at n = 4)
@@ -148,10 +185,11 @@ def _centre(owner: str, value) -> tuple[float, float]:
 class KGrid:
     """A finite set of N_k wave vectors with relative weights ρ_k and reference area Ω.
 
-    ``points(start, stop, xp=numpy)`` returns ``(k, rho)``: k of shape (n, 2) in
-    nm⁻¹ and ρ_k = Ω w_k (n,), w_k the weight of d²k/(2π)² (nm⁻²); the mean of
-    ρ over the grid is 1.  ``xp`` is the array module the points are made in
-    (CuPy: on the device, so a GPU run never builds k or H(k) on the host).
+    ``points(start, stop, xp=numpy)`` (and ``points_at(index, xp)``, at flat
+    indices) returns ``(k, rho)``: k of shape (n, 2) in nm⁻¹ and ρ_k = Ω w_k
+    (n,), w_k the weight of d²k/(2π)² (nm⁻²); the mean of ρ over the grid is 1.
+    ``xp`` is the array module the points are made in (CuPy: on the device, so
+    a GPU run never builds k or H(k) on the host).
     ``area`` is Ω (nm²), ``num_points`` N_k.
     """
 
@@ -159,6 +197,12 @@ class KGrid:
     area: float
 
     def points(self, start: int, stop: int, xp=np):
+        """Points ``start … stop − 1``: ``points_at(arange(start, stop))``."""
+        start, stop = self._check_range(start, stop)
+        return self.points_at(xp.arange(start, stop, dtype=np.int64), xp)
+
+    def points_at(self, index, xp=np):
+        """``(k, rho)`` of the points with flat indices ``index`` (int64 array of module ``xp``)."""
         raise NotImplementedError
 
     def to_dict(self) -> dict:
@@ -227,12 +271,15 @@ class MonkhorstPack(KGrid):
     def indices(self, start: int, stop: int, xp=np):
         """Integer grid coordinates ``(n1, n2)`` of points ``start … stop − 1``."""
         start, stop = self._check_range(start, stop)
+        return self._coordinates(xp.arange(start, stop, dtype=np.int64), xp)
+
+    def _coordinates(self, index, xp):
         (s1, _), (s2, c2) = self.patch
-        i1, i2 = xp.divmod(xp.arange(start, stop, dtype=np.int64), c2)
+        i1, i2 = xp.divmod(index, c2)
         return (s1 + i1) % self.shape[0], (s2 + i2) % self.shape[1]
 
-    def points(self, start, stop, xp=np):
-        n1, n2 = self.indices(start, stop, xp)
+    def points_at(self, index, xp=np):
+        n1, n2 = self._coordinates(index, xp)
         fractions = xp.stack([n1 / self.shape[0], n2 / self.shape[1]], axis=-1)
         return fractions @ xp.asarray(self.lattice.reciprocal_vectors), xp.ones(n1.shape[0])
 
@@ -298,9 +345,8 @@ class PolarGrid(KGrid):
             wx = np.full(self.num_radial, 2.0 / self.num_radial)
         return self.k_min + half * (x + 1.0), half * wx
 
-    def points(self, start, stop, xp=np):
-        start, stop = self._check_range(start, stop)
-        ir, j = xp.divmod(xp.arange(start, stop, dtype=np.int64), self.num_angular)
+    def points_at(self, index, xp=np):
+        ir, j = xp.divmod(index, self.num_angular)
         r, dr = (xp.asarray(a) for a in self._radial)
         phi = 2 * math.pi * (j + 0.5) / self.num_angular
         k = xp.stack([self.centre[0] + r[ir] * xp.cos(phi), self.centre[1] + r[ir] * xp.sin(phi)], axis=-1)
@@ -370,10 +416,9 @@ class SquareGrid(KGrid):
     def area(self) -> float:
         return (2 * math.pi / self.spacing) ** 2
 
-    def points(self, start, stop, xp=np):
-        start, stop = self._check_range(start, stop)
+    def points_at(self, index, xp=np):
         first, cumulative = (xp.asarray(a) for a in self._rows)
-        p = xp.arange(start, stop, dtype=np.int64)
+        p = index
         row = xp.searchsorted(cumulative, p, side="right") - 1
         col = first[row] + (p - cumulative[row])
         k = xp.stack([self.centre[0] + self._axis(col), self.centre[1] + self._axis(row)], axis=-1)
@@ -445,6 +490,141 @@ def _model_lattice(model) -> Lattice:
     return lattice
 
 
+# ============================================================================ k-point selection
+SELECT_MODES = ("bound", "all")
+# eV: added to every bound radius, far above the round-off of eigh and of the bound itself
+BOUND_SLACK = 1e-9
+# leaf boxes of the Monkhorst-Pack bisection (index counts per direction) and leaves tested per batch
+_LEAF = 16
+_LEAF_BATCH = 256
+
+
+def _may_hold(centres, radius, window) -> np.ndarray:
+    """Mask (n,): some interval ``[c_i − r, c_i + r]`` (eV) meets the window ``[E_lo, E_hi]``.
+
+    ``centres`` (n, m), ``radius`` scalar or (n,) eV, widened by :data:`BOUND_SLACK`.
+    """
+    r = np.asarray(radius)[..., None] + BOUND_SLACK
+    return ((centres + r >= window[0]) & (centres - r <= window[1])).any(axis=-1)
+
+
+def _scan_candidates(model, grid: KGrid, window, chunk_size: int):
+    """``(index, covered)`` per chunk of ``grid``: flat indices whose ``model.spectral_bound`` meets
+    the window, and the number of grid points the chunk covered."""
+    for start in range(0, grid.num_points, chunk_size):
+        stop = min(start + chunk_size, grid.num_points)
+        k, _ = grid.points(start, stop)
+        yield start + np.flatnonzero(_may_hold(*model.spectral_bound(k), window)), stop - start
+
+
+def _box_reach(grid: MonkhorstPack, boxes) -> tuple[np.ndarray, np.ndarray]:
+    """Centre k (n, 2) and reach (n,) nm⁻¹ of index boxes ``(i1, c1, i2, c2)`` of an MP patch.
+
+    The box points are ``k = ((s1 + i1 + a)/L1) b1 + ((s2 + i2 + c)/L2) b2``, ``0 ≤ a < c1``,
+    ``0 ≤ c < c2`` (unwrapped: the spectrum is periodic in the reciprocal lattice); reach = the
+    largest distance of a box point from the centre, ``max(|h1 + h2|, |h1 − h2|)`` with the half
+    extents ``h_i = ((c_i − 1)/(2 L_i)) b_i``.
+    """
+    (s1, _), (s2, _) = grid.patch
+    (L1, L2), b = grid.shape, grid.lattice.reciprocal_vectors
+    f1 = (s1 + boxes[:, 0] + (boxes[:, 1] - 1) / 2) / L1
+    f2 = (s2 + boxes[:, 2] + (boxes[:, 3] - 1) / 2) / L2
+    h1 = ((boxes[:, 1] - 1) / (2 * L1))[:, None] * b[0]
+    h2 = ((boxes[:, 3] - 1) / (2 * L2))[:, None] * b[1]
+    reach = np.maximum(np.linalg.norm(h1 + h2, axis=1), np.linalg.norm(h1 - h2, axis=1))
+    return np.stack([f1, f2], axis=1) @ b, reach
+
+
+def _split_boxes(boxes) -> np.ndarray:
+    """Halve every box ``(i1, c1, i2, c2)`` along each direction with more than one point."""
+    h1, h2 = (boxes[:, 1] + 1) // 2, (boxes[:, 3] + 1) // 2
+    parts = []
+    for first1, count1 in ((boxes[:, 0], h1), (boxes[:, 0] + h1, boxes[:, 1] - h1)):
+        for first2, count2 in ((boxes[:, 2], h2), (boxes[:, 2] + h2, boxes[:, 3] - h2)):
+            parts.append(np.stack([first1, count1, first2, count2], axis=1))
+    out = np.concatenate(parts)
+    return out[(out[:, 1] > 0) & (out[:, 3] > 0)]
+
+
+def _leaf_indices(grid: MonkhorstPack, leaves) -> np.ndarray:
+    """Flat indices ``i1 c2 + i2`` of every point of the leaf boxes ``(i1, c1, i2, c2)``."""
+    offset = np.arange(_LEAF)
+    a, c = offset[None, :, None], offset[None, None, :]
+    inside = (a < leaves[:, 1, None, None]) & (c < leaves[:, 3, None, None])
+    flat = (leaves[:, 0, None, None] + a) * grid.patch[1][1] + leaves[:, 2, None, None] + c
+    return flat[inside]
+
+
+def _box_candidates(model, grid: MonkhorstPack, window):
+    """``(index, covered)`` of an MP grid by bisection of index boxes, never listing the whole grid.
+
+    A box is dropped when no band can reach the window anywhere in it: the centres of
+    ``model.spectral_bound`` at the box centre move by at most ``L × reach`` over the box
+    (``L = model.spectral_lipschitz``), so the box test widens the radius (k independent for
+    lattice models) by that.  Boxes of at most ``_LEAF`` points per direction are tested point
+    by point.
+    """
+    (_, c1), (_, c2) = grid.patch
+    boxes = np.array([[0, c1, 0, c2]], dtype=np.int64)
+    while len(boxes):
+        centre, reach = _box_reach(grid, boxes)
+        centres, radius = model.spectral_bound(centre)
+        keep = _may_hold(centres, radius + model.spectral_lipschitz * reach, window)
+        yield np.empty(0, dtype=np.int64), int((boxes[~keep, 1] * boxes[~keep, 3]).sum())
+        boxes = boxes[keep]
+        leaf = (boxes[:, 1] <= _LEAF) & (boxes[:, 3] <= _LEAF)
+        for start in range(0, int(leaf.sum()), _LEAF_BATCH):
+            index = _leaf_indices(grid, boxes[leaf][start:start + _LEAF_BATCH])
+            k, _ = grid.points_at(index)
+            yield index[_may_hold(*model.spectral_bound(k), window)], len(index)
+        boxes = _split_boxes(boxes[~leaf])
+
+
+class _Timed:
+    """Iterate over ``iterable`` and add the wall time spent producing its items to ``.time`` (s)."""
+
+    def __init__(self, iterable):
+        self._it, self.time = iter(iterable), 0.0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        t = time.perf_counter()
+        try:
+            return next(self._it)
+        finally:
+            self.time += time.perf_counter() - t
+
+
+def _candidate_chunks(model, grid: KGrid, window, select: str, chunk_size: int):
+    """``(index, covered)``: flat indices (host int64, at most ``chunk_size``, None = the range
+    ``[start, start + covered)``) of the k points to diagonalise, and how many grid points they stand for.
+
+    ``select="all"`` or no window: every point, in order.  ``"bound"``: the points where
+    ``model.spectral_bound`` meets the window (:func:`_box_candidates` on a Monkhorst-Pack grid
+    of a model with ``spectral_lipschitz``, else :func:`_scan_candidates`), regrouped into chunks.
+    """
+    if select == "all" or window is None:
+        for start in range(0, grid.num_points, chunk_size):
+            yield None, min(chunk_size, grid.num_points - start)
+        return
+    if isinstance(grid, MonkhorstPack) and hasattr(model, "spectral_lipschitz"):
+        source = _box_candidates(model, grid, window)
+    else:
+        source = _scan_candidates(model, grid, window, chunk_size)
+    pending, count, covered = [], 0, 0
+    for index, n in source:
+        pending.append(index)
+        count, covered = count + len(index), covered + n
+        while count >= chunk_size:
+            merged = np.concatenate(pending)
+            yield merged[:chunk_size], covered
+            pending, count, covered = [merged[chunk_size:]], count - chunk_size, 0
+    if count or covered:
+        yield np.concatenate(pending), covered
+
+
 # ============================================================================ engine pieces
 def _rescaling(lo: float, hi: float, epsilon: float) -> tuple[float, float]:
     """``(a, b)`` putting [lo, hi] on [−1 + ε, 1 − ε]."""
@@ -489,26 +669,84 @@ class _Records:
         return int(self.e_i.nbytes + self.e_j.nbytes + self.coeffs.nbytes)
 
 
-class _Accumulator:
-    """``R = Σ_p U_p ⊗ [Re c_p V_p, Im c_p V_p]``, by GEMMs over batches of ``max_pairs`` pairs.
+MOMENTS_ROUTES = ("auto", "gemm", "nufft")
+# finufft's requested precision; measured: μ agrees with the GEMM route to ≲ 1e-12 relative
+# to max|μ| (tests/test_kspace_select.py), the floor set by the arccos of Ẽ and by the GEMM's own round-off
+NUFFT_EPS = 1e-14
+NUFFT_BATCH_BYTES = 256 * 2**20  # pairs per NUFFT call: θ, φ and coefficients, (2 + 2 n_left) doubles each
+# Cost model of moments_route="auto" on the CPU, measured on a shared 2-core EPYC VM (N = 64–581,
+# n_left = 3, P = 10³–10⁶): GEMM 4 n_left N² flops per pair at GEMM_FLOPS; NUFFT NUFFT_PAIR_S per
+# pair and transform, plus NUFFT_MODE_S per point of the (2 × (2N − 1))² fine grid per transform and call.
+GEMM_FLOPS = 2.0e10
+NUFFT_PAIR_S = 2.0e-7
+NUFFT_MODE_S = 4.5e-8
 
-    Records are buffered until a full batch is available (a chunk with few
-    kept states would otherwise give a tiny, inefficient GEMM).
+
+def _finufft():
+    """The ``finufft`` module, or None when it is not installed (it is optional at import)."""
+    try:
+        import finufft
+    except ImportError:
+        return None
+    return finufft
+
+
+def _check_route(route, be) -> str:
+    """Validate ``moments_route`` for the backend: the NUFFT runs on the CPU backend only."""
+    if route not in MOMENTS_ROUTES:
+        raise ValueError(f"moments_route must be one of {MOMENTS_ROUTES}, got {route!r}")
+    if route == "nufft" and be.name != "cpu":
+        raise ValueError("moments_route='nufft' needs the CPU backend (finufft); use 'gemm' or 'auto' on the GPU")
+    if route == "nufft" and _finufft() is None:
+        raise ValueError("moments_route='nufft' needs the finufft package (pip install finufft)")
+    if route == "auto" and (be.name != "cpu" or _finufft() is None):
+        return "gemm"
+    return route
+
+
+def nufft_is_cheaper(num_pairs: int, num_moments: int, num_left: int) -> bool:
+    """Whether the NUFFT route is cheaper than the GEMM route for ``num_pairs`` pairs (cost model above).
+
+    GEMM: ``4 n_left N² P / GEMM_FLOPS`` s; NUFFT: ``n_left (P NUFFT_PAIR_S + (4N − 2)² NUFFT_MODE_S)`` s.
+    """
+    gemm = 4.0 * num_left * num_moments**2 * num_pairs / GEMM_FLOPS
+    nufft = num_left * (num_pairs * NUFFT_PAIR_S + (4 * num_moments - 2) ** 2 * NUFFT_MODE_S)
+    return nufft < gemm
+
+
+class _Accumulator:
+    """The pair sum ``X_nm = Σ_p c_p T_n(Ẽ_j) T_m(Ẽ_i)`` (n_left, N, N), over batches of pairs.
+
+    Route ``"gemm"``: ``R = Σ_p U_p ⊗ [Re c_p V_p, Im c_p V_p]`` by real GEMMs over batches of
+    ``max_pairs`` pairs.  Route ``"nufft"`` (CPU): with ``Ẽ = cos θ``, ``T_n(cos θ) = cos nθ``, so
+
+        X_nm = ¼ Σ_± Σ_± F(±n, ±m),   F(n, m) = Σ_p c_p e^{i(n θ_j + m θ_i)},
+
+    a type-1 NUFFT over the modes ``|n|, |m| < N`` (``finufft``, precision :data:`NUFFT_EPS`),
+    O(P + N² log N) per call instead of O(N² P).  ``"auto"`` picks the route at the first
+    flush with :func:`nufft_is_cheaper` for the pairs buffered then.  Records are buffered until a
+    full batch is available (a chunk with few kept states would otherwise give a tiny call).
     """
 
-    def __init__(self, be, a: float, b: float, num_moments: int, num_left: int, max_pairs: int):
+    def __init__(self, be, a: float, b: float, num_moments: int, num_left: int, max_pairs: int, route: str,
+                 nufft_pairs: int):
         self.be, self.xp = be, be.xp
         self.a, self.b, self.N, self.nA = a, b, num_moments, num_left
-        self.max_pairs = max_pairs
-        self.R = self.xp.zeros((num_moments, 2 * num_left * num_moments), dtype=np.float64)
+        self.max_pairs, self.nufft_pairs = max_pairs, nufft_pairs
+        self.route = route
+        self.R = self.F = self._plan = None
         self.pending, self.pending_pairs = [], 0
         self.time = 0.0
-        self.gemm_calls = 0
+        self.gemm_calls = self.nufft_calls = 0
+
+    @property
+    def _batch(self) -> int:
+        return self.max_pairs if self.route == "gemm" else self.nufft_pairs
 
     def add(self, rec: _Records) -> None:
         self.pending.append(rec)
         self.pending_pairs += rec.num_pairs
-        if self.pending_pairs >= self.max_pairs:
+        if self.pending_pairs >= self._batch:
             self._flush(final=False)
 
     def _flush(self, final: bool) -> None:
@@ -520,10 +758,16 @@ class _Accumulator:
         e_j = xp.concatenate([r.e_j for r in self.pending])
         coeffs = xp.concatenate([r.coeffs for r in self.pending], axis=1)
         P = e_i.shape[0]
-        done = P if final else (P // self.max_pairs) * self.max_pairs
-        for p0 in range(0, done, self.max_pairs):
-            p1 = min(p0 + self.max_pairs, done)
-            self._gemm(e_i[p0:p1], e_j[p0:p1], coeffs[:, p0:p1])
+        if self.route == "auto":
+            self.route = "nufft" if nufft_is_cheaper(P, self.N, self.nA) else "gemm"
+        if self.route == "nufft":
+            self._nufft(e_i, e_j, coeffs)
+            done = P
+        else:
+            done = P if final else (P // self.max_pairs) * self.max_pairs
+            for p0 in range(0, done, self.max_pairs):
+                p1 = min(p0 + self.max_pairs, done)
+                self._gemm(e_i[p0:p1], e_j[p0:p1], coeffs[:, p0:p1])
         self.pending = [_Records(e_i[done:], e_j[done:], coeffs[:, done:])] if done < P else []
         self.pending_pairs = P - done
         self.time += self.be.timer() - t
@@ -531,6 +775,8 @@ class _Accumulator:
     def _gemm(self, e_i, e_j, coeffs) -> None:
         xp, N = self.xp, self.N
         P = e_i.shape[0]
+        if self.R is None:
+            self.R = xp.zeros((N, 2 * self.nA * N), dtype=np.float64)
         U = _chebyshev_table(xp, (e_j - self.b) / self.a, N)  # (N, P): n index, state j
         V = _chebyshev_table(xp, (e_i - self.b) / self.a, N)  # (N, P): m index, state i
         W = xp.empty((self.nA, 2, N, P), dtype=np.float64)
@@ -539,24 +785,48 @@ class _Accumulator:
         self.R += U @ W.reshape(2 * self.nA * N, P).T
         self.gemm_calls += 1
 
+    def _nufft(self, e_i, e_j, coeffs) -> None:
+        """``F += Σ_p c_p e^{i(n θ_j + m θ_i)}`` for ``|n|, |m| ≤ N − 1``, ``θ = arccos Ẽ`` (host arrays)."""
+        if self._plan is None:
+            modes = 2 * self.N - 1
+            self._plan = _finufft().Plan(1, (modes, modes), n_trans=self.nA, eps=NUFFT_EPS, isign=1)
+            self.F = np.zeros((self.nA, modes, modes), dtype=np.complex128)
+        theta_j = np.arccos(np.clip((e_j - self.b) / self.a, -1.0, 1.0))
+        theta_i = np.arccos(np.clip((e_i - self.b) / self.a, -1.0, 1.0))
+        self._plan.setpts(theta_j, theta_i)
+        self.F += self._plan.execute(np.ascontiguousarray(coeffs)).reshape(self.F.shape)
+        self.nufft_calls += 1
+
+    def _pair_sum(self) -> np.ndarray:
+        """``X`` (n_left, N, N) on the host from R or F (zeros when no pair was added)."""
+        N = self.N
+        if self.F is not None:
+            c = N - 1  # index of mode 0
+            F = self.F
+            return 0.25 * (F[:, c:, c:] + F[:, c::-1, c:] + F[:, c:, c::-1] + F[:, c::-1, c::-1])
+        if self.R is None:
+            return np.zeros((self.nA, N, N), dtype=np.complex128)
+        R4 = self.be.to_host(self.R).reshape(N, self.nA, 2, N)
+        return np.moveaxis(R4[:, :, 0, :] + 1j * R4[:, :, 1, :], 1, 0)  # (n_left, n, m)
+
     def moments(self, num_orbitals: float) -> np.ndarray:
         """Flush the buffer; ``μ = (X + Xᴴ)/D`` on the host, (n_left, N, N)."""
         self._flush(final=True)
-        R4 = self.be.to_host(self.R).reshape(self.N, self.nA, 2, self.N)
-        X = np.moveaxis(R4[:, :, 0, :] + 1j * R4[:, :, 1, :], 1, 0)  # (n_left, n, m)
+        X = self._pair_sum()
         return (X + np.conj(np.swapaxes(X, 1, 2))) / num_orbitals
 
 
 def _memory_plan(budget: int, n: int, num_ops: int, num_left: int, N: int, chunk_size, num_points: int,
                  backend_name: str):
-    """``(chunk_size, max_pairs, record_budget)`` from the memory budget (bytes).
+    """``(chunk_size, max_pairs, nufft_pairs, record_budget)`` from the memory budget (bytes).
 
     A quarter of the budget for a diagonalisation chunk (per k point: H, its
     eigenvectors and every operator before and after the basis change,
     ≈ (2 + 2 n_ops) n² complex numbers, times 4 for host copies and
     temporaries), a quarter, at most ``GEMM_BATCH_BYTES``, for a GEMM batch
-    (per pair: U, V and W, (2 + 2 n_left) N doubles), half for the stored
-    records.
+    (per pair: U, V and W, (2 + 2 n_left) N doubles), or, at most
+    ``NUFFT_BATCH_BYTES``, for a NUFFT batch (per pair: θ_i, θ_j, c and
+    finufft's sort index, (3 + 2 n_left) doubles), half for the stored records.
     """
     per_k = 4 * (2 + 2 * num_ops) * n * n * 16
     if chunk_size is None:
@@ -566,7 +836,8 @@ def _memory_plan(budget: int, n: int, num_ops: int, num_left: int, N: int, chunk
     if max_pairs < 1:
         raise MemoryError(f"memory_budget {budget} bytes is below the minimum {4 * per_pair} for N = {N} "
                           f"and {num_left} left operator(s)")
-    return int(chunk_size), int(max_pairs), budget // 2
+    nufft_pairs = max(1, min(budget // 4, NUFFT_BATCH_BYTES) // ((3 + 2 * num_left) * 8))
+    return int(chunk_size), int(max_pairs), int(nufft_pairs), budget // 2
 
 
 def _gershgorin_pass(model, grid: KGrid, chunk_size: int) -> tuple[float, float]:
@@ -689,13 +960,14 @@ def _check_operators(left, right) -> tuple[tuple, str]:
 def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx", num_moments: int = 256,
                    window=None, *, backend=None, chunk_size: int | None = None,
                    memory_budget: int | None = None, bounds=None, epsilon: float | None = None,
-                   progress: bool = True) -> Moments:
+                   select: str = "bound", moments_route: str = "auto", progress: bool = True) -> Moments:
     r"""2D Chebyshev moments ``μ_nm = Tr[A T_n(H̃) B T_m(H̃)]/D`` of a pristine model in k space.
 
-    Every k point of ``grid`` is diagonalised once (batched ``eigh`` on the
-    backend); the operators are transformed to the eigenbasis where a state
-    is kept, and ``μ_nm = (1/D) Σ_k ρ_k Σ_ij A_ij T_n(Ẽ_j) B_ji T_m(Ẽ_i)``
-    is accumulated by real GEMMs over the pairs (module docstring).
+    The k points that can hold a state in the window (all of them without a
+    window) are diagonalised once (batched ``eigh`` on the backend); the
+    operators are transformed to the eigenbasis where a state is kept, and
+    ``μ_nm = (1/D) Σ_k ρ_k Σ_ij A_ij T_n(Ẽ_j) B_ji T_m(Ẽ_i)`` is accumulated
+    over the pairs by real GEMMs or a type-1 NUFFT (module docstring).
 
     Parameters
     ----------
@@ -720,16 +992,24 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
         √(2ε) in θ = arccos x from x = −1, many Lorentz widths λ/N, while with ε = 0.01 the sea
         integral of ``kubo_response`` (which starts at x = −1 + ε/4) misses the kernel tails of
         the edge states (+6–7 % in χ_DL of the Fig. 4a 2DEG, ``tests/test_kspace_physics.py``).
+    select : "bound" (default): with a window, diagonalise only the k points where the model's
+        rigorous ``spectral_bound`` lets an eigenvalue reach the window (boxes of the
+        Monkhorst-Pack grid are discarded whole); "all": every k point (the reference path).
+        Both keep exactly the same states.  Without a window every k point is diagonalised.
+    moments_route : "auto" (default), "gemm" or "nufft" (CPU and ``finufft`` only, precision
+        ``NUFFT_EPS``); "auto" takes the NUFFT on the CPU when finufft is installed and
+        :func:`nufft_is_cheaper` says so for the pairs of the first batch, else the GEMM.
     progress : print progress lines (k points, rate, ETA).
 
     Returns
     -------
     Moments with ``trace="kspace"``, one sample, ``num_orbitals = n_orb N_k``,
     ``area = Ω`` of the grid, ``emin``/``emax`` the extreme kept eigenvalues.
-    ``provenance`` holds the backend, the counts (k points, k points
-    diagonalised, eigh calls, kept k points and states and their fractions,
-    pairs), the bounds source and wall times (diagonalisation, moments,
-    bounds pass, total).
+    ``provenance`` holds the backend, the counts (``num_grid_k`` (= ``num_k``),
+    ``num_diagonalised_k`` (= ``num_diagonalised``), eigh calls, ``num_kept_k``,
+    ``num_kept_states`` and their fractions, pairs, ``max_band_splitting``), ``select``,
+    ``moments_route`` (the route taken), the bounds source and wall times (k-point selection,
+    diagonalisation, moments, bounds pass, total).
     """
     # ---- validation, before any work
     for attr in ("bloch", "bloch_operator", "orbitals_per_cell", "to_dict"):
@@ -747,32 +1027,45 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
         epsilon = margin_for(N)
     if not (isinstance(epsilon, (int, float)) and 0 < epsilon < 0.5):
         raise ValueError(f"epsilon must be in (0, 0.5), got {epsilon!r}")
+    if select not in SELECT_MODES:
+        raise ValueError(f"select must be one of {SELECT_MODES}, got {select!r}")
+    if select == "bound" and window is not None and not hasattr(model, "spectral_bound"):
+        raise ValueError(f"select='bound' needs a model with spectral_bound ({type(model).__name__} has none); "
+                         "use select='all'")
     if chunk_size is not None:
         chunk_size = _positive_int("kspace_moments", "chunk_size", chunk_size)
     if memory_budget is not None:
         memory_budget = _positive_int("kspace_moments", "memory_budget", memory_budget)
     grid = make_grid(model, grid)
     be = get_backend(backend)
+    route = _check_route(moments_route, be)
 
     t_start = time.perf_counter()
     num_points = grid.num_points
     n = int(model.orbitals_per_cell)
     num_ops = len(set(left) | {right})
     budget = memory_budget or int(DEFAULT_MEMORY_FRACTION * be.free_memory())
-    chunk_size, max_pairs, record_budget = _memory_plan(budget, n, num_ops, len(left), N, chunk_size, num_points,
-                                                         be.name)
+    chunk_size, max_pairs, nufft_pairs, record_budget = _memory_plan(budget, n, num_ops, len(left), N, chunk_size,
+                                                                      num_points, be.name)
+
+    def accumulator(lo, hi):
+        return _Accumulator(be, *_rescaling(lo, hi, epsilon), N, len(left), max_pairs, route, nufft_pairs)
 
     diag = _Diagonaliser(model, be, left, right, window)
     acc = None
     source = "given" if bounds is not None else "kept eigenvalues"
     time_bounds = 0.0
     if bounds is not None:
-        acc = _Accumulator(be, *_rescaling(*bounds, epsilon), N, len(left), max_pairs)
+        acc = accumulator(*bounds)
     stored, stored_bytes = [], 0
     bar = Progress(num_points, "kspace moments", "k points", enabled=progress)
-    for start in range(0, num_points, chunk_size):
-        stop = min(start + chunk_size, num_points)
-        rec = diag.chunk(*grid.points(start, stop, xp=be.xp))
+    start, selection = 0, _Timed(_candidate_chunks(model, grid, window, select, chunk_size))
+    for index, covered in selection:
+        if index is None:
+            rec = diag.chunk(*grid.points(start, start + covered, xp=be.xp))
+        else:
+            rec = diag.chunk(*grid.points_at(be.asarray(index), xp=be.xp)) if len(index) else None
+        start += covered
         if rec is not None:
             if bounds is not None and (diag.emin < bounds[0] or diag.emax > bounds[1]):
                 raise SpectrumLeakError(
@@ -790,11 +1083,11 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
                         t = time.perf_counter()
                         source, fallback = "gershgorin", _gershgorin_pass(model, grid, chunk_size)
                         time_bounds = time.perf_counter() - t
-                    acc = _Accumulator(be, *_rescaling(*fallback, epsilon), N, len(left), max_pairs)
+                    acc = accumulator(*fallback)
                     for r in stored:
                         acc.add(r)
                     stored, stored_bytes = [], 0
-        bar.advance(stop - start)
+        bar.advance(covered)
     emin, emax = diag.emin, diag.emax
     if diag.num_kept_states == 0:
         if bounds is None:
@@ -804,7 +1097,7 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
     if acc is None:
         if not diag.emax > diag.emin:
             raise ValueError(f"the kept spectrum is the single energy {diag.emin:.6g} eV; give bounds=(E_min, E_max)")
-        acc = _Accumulator(be, *_rescaling(diag.emin, diag.emax, epsilon), N, len(left), max_pairs)
+        acc = accumulator(diag.emin, diag.emax)
         for r in stored:
             acc.add(r)
         del stored
@@ -816,7 +1109,10 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
         be.device_info(),
         gpukpm=__version__,
         num_k=num_points,
+        num_grid_k=num_points,
         num_diagonalised=diag.num_diagonalised,
+        num_diagonalised_k=diag.num_diagonalised,
+        select=select,
         eigh_calls=diag.eigh_calls,
         num_kept_k=diag.num_kept_k,
         kept_fraction_k=diag.num_kept_k / num_points,
@@ -828,12 +1124,17 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
         window_cuts=[diag.drops_below, diag.drops_above],
         chunk_size=chunk_size,
         max_pairs_per_gemm=max_pairs,
+        moments_route=acc.route,
         gemm_calls=acc.gemm_calls,
+        nufft_calls=acc.nufft_calls,
+        nufft_eps=NUFFT_EPS if acc.route == "nufft" else None,
+        max_pairs_per_nufft=nufft_pairs,
         memory_budget=budget,
         bounds_source=source,
         time_diagonalise=diag.time,
         time_moments=acc.time,
         time_bounds=time_bounds,
+        time_select=selection.time,
         time_total=wall,
     )
     parameters = dict(model.to_dict(), grid=grid.to_dict(), window=None if window is None else list(window),

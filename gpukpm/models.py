@@ -15,7 +15,11 @@ Lattice models (:class:`GrapheneRashba`, :class:`Rashba2DEGLattice`) give
   k-space engine does on the GPU backend).
 
 Continuum models (:class:`Rashba2DEG`, :class:`Dirac`) give the Bloch
-functions only.  Orbitals: ``2 × sublattice + spin`` inside a cell (spin
+functions only.  Every model gives ``spectral_bound(k)`` → ``(centres,
+radius)`` (eV): each eigenvalue of ``bloch(k)`` lies within ``radius`` of a
+centre (the spin-free dispersion; Weyl's inequality), and lattice models
+``spectral_lipschitz`` (eV·nm), how fast the centres move with k — the
+k-space engine selects k points with them (``gpukpm.kspace``).  Orbitals: ``2 × sublattice + spin`` inside a cell (spin
 innermost, ↑ before ↓), cell ``(i1, i2)`` of an ``L1 × L2`` supercell at index
 ``i1 L2 + i2``, so the honeycomb orbital of cell c is ``4c + 2α + s``.
 
@@ -111,6 +115,26 @@ def _spin_matrix(vector) -> np.ndarray:
 def _rashba_bond_matrix(unit_bond) -> np.ndarray:
     """``[(s × d̂)·ẑ] = s_x d̂_y − s_y d̂_x`` for an in-plane unit vector ``d̂``."""
     return unit_bond[1] * PAULI["x"] - unit_bond[0] * PAULI["y"]
+
+
+def _spin_split(blocks) -> tuple[np.ndarray, np.ndarray]:
+    """Spin-free parts ``tr M/2`` (..., ns, ns) and spin-part spectral norms ``‖M − (tr M/2) 1‖``
+    (..., ns, ns) of the 2×2 spin blocks of ``blocks`` (..., ns, 2, ns, 2)."""
+    free = np.einsum("...aibi->...ab", blocks) / 2
+    spin = blocks - free[..., :, None, :, None] * np.eye(2)[:, None, :]
+    return free, np.linalg.norm(np.moveaxis(spin, -3, -2), ord=2, axis=(-2, -1))
+
+
+def _hermitian_eigenvalues(h, xp=np):
+    """Ascending eigenvalues (..., m) of Hermitian (..., m, m): closed form for m ≤ 2, else ``eigvalsh``."""
+    m = h.shape[-1]
+    if m == 1:
+        return xp.real(h[..., 0, :])
+    if m == 2:
+        mean = 0.5 * xp.real(h[..., 0, 0] + h[..., 1, 1])
+        half = xp.sqrt((0.5 * xp.real(h[..., 0, 0] - h[..., 1, 1])) ** 2 + xp.abs(h[..., 0, 1]) ** 2)
+        return xp.stack([mean - half, mean + half], axis=-1)
+    return xp.linalg.eigvalsh(h)
 
 
 class _Model:
@@ -218,6 +242,52 @@ class _LatticeModel(_Model):
         phases = xp.exp(1j * (_as_k(k, xp) @ vectors.T))
         forward = xp.einsum("...b,bm,bij->...mij", phases, 1j * vectors, hops)
         return forward + xp.conj(xp.swapaxes(forward, -1, -2))
+
+    # -- spectral bound (k-point selection) ------------------------------------
+    @cached_property
+    def _spin_free_terms(self):
+        """``(h0, hops, v, L)`` of the split ``H(k) = H₀(k) ⊗ 1_spin + V(k)``.
+
+        Every 2×2 spin block ``M = m·1 + b·s`` splits into its spin-free part
+        ``m = tr M/2`` and the rest.  ``h0`` (ns, ns) and ``hops`` (nb, ns, ns)
+        are the spin-free on-site matrix and bond hoppings (``H₀ = h0 + F + F†``,
+        ``F = Σ_b hops_b e^{ik·d_b}``, ns = sublattices).  Bounds from the
+        block-norm (Schur) test ``‖X‖ ≤ max_α Σ_β ‖X_αβ‖`` (Hermitian block matrices):
+
+        * ``v = max_α Σ_β (‖V⁰_αβ‖ + Σ_{b: α→β} ‖V_b‖ + Σ_{b: β→α} ‖V_b‖) ≥ ‖V(k)‖``
+          for every k (eV; ‖·‖ the 2×2 spectral norm of the spin part of a block,
+          ``|e^{ik·d}| = 1``); for graphene ``v = |J_ex|/2 + |λ_R|`` (three bonds of
+          Rashba norm |λ_R|/3), exact at K;
+        * ``L = max_α Σ_β Σ_{b: α→β or β→α} |hops_b| |d_b|`` (eV·nm), since
+          ``|e^{ik·d} − e^{ik'·d}| ≤ |d| |k − k'|``: ``‖H₀(k) − H₀(k')‖ ≤ L |k − k'|``.
+        """
+        h0, vectors, hops = self._bloch_terms
+        ns = self.lattice.num_sublattices
+        onsite_free, onsite_spin = _spin_split(h0.reshape(1, ns, 2, ns, 2))
+        hops_free, hops_spin = _spin_split(hops.reshape(len(hops), ns, 2, ns, 2))
+        lengths = np.linalg.norm(vectors, axis=1)[:, None, None]
+        v_blocks = onsite_spin[0] + (hops_spin + np.swapaxes(hops_spin, 1, 2)).sum(axis=0)
+        l_blocks = (lengths * (np.abs(hops_free) + np.swapaxes(np.abs(hops_free), 1, 2))).sum(axis=0)
+        return onsite_free[0], hops_free, float(v_blocks.sum(axis=1).max()), float(l_blocks.sum(axis=1).max())
+
+    @property
+    def spectral_lipschitz(self) -> float:
+        """L (eV·nm): the centres of :meth:`spectral_bound` (sorted) move by at most ``L |k − k'|`` (Weyl)."""
+        return self._spin_free_terms[3]
+
+    def spectral_bound(self, k, xp=np):
+        """``(centres, radius)``: every eigenvalue of ``bloch(k)`` lies within ``radius`` of a centre (eV).
+
+        Centres (..., ns), ascending: the eigenvalues of the spin-free part ``H₀(k)``
+        (closed form for one or two sublattices); radius: the k-independent
+        ``v ≥ ‖H(k) − H₀(k) ⊗ 1‖`` of :attr:`_spin_free_terms`.  Weyl's inequality
+        ``|E_i(H₀ + V) − E_i(H₀)| ≤ ‖V‖`` for the sorted spectra gives the claim.
+        """
+        h0, hops, v, _ = self._spin_free_terms
+        phases = xp.exp(1j * (_as_k(k, xp) @ xp.asarray(self._bloch_terms[1]).T))
+        forward = xp.einsum("...b,bij->...ij", phases, xp.asarray(hops))
+        h = xp.asarray(h0) + forward + xp.conj(xp.swapaxes(forward, -1, -2))
+        return _hermitian_eigenvalues(h, xp), v
 
     # -- real space ------------------------------------------------------------
     def _onsite_terms(self, shape, energies) -> list[OnSite]:
@@ -370,6 +440,14 @@ class Rashba2DEG(_Model):
         rashba = -0.5 * self.rashba * (kx * s["y"] - ky * s["x"])
         return kinetic + rashba - 0.5 * self.exchange * xp.asarray(_spin_matrix(self.magnetization))
 
+    def spectral_bound(self, k, xp=np):
+        """``(centres, radius)`` (eV): both eigenvalues lie within ``|λ_R| |k|/2 + |J_ex|/2``
+        of ``ħ²k²/(2m)`` (exactly: ``E = ħ²k²/(2m) ± |b|``, ``|b| ≤ |λ_R k|/2 + |J_ex|/2``)."""
+        k = _as_k(k, xp)
+        k2 = (k**2).sum(axis=-1)
+        return (HBAR2_OVER_2ME / self.mass * k2)[..., None], 0.5 * abs(self.rashba) * xp.sqrt(k2) + 0.5 * abs(
+            self.exchange)
+
     def bloch_derivative(self, k, xp=np):
         """``(∂H/∂k_x, ∂H/∂k_y) = (ħ²k_x/m − (λ_R/2) s_y, ħ²k_y/m + (λ_R/2) s_x)`` (eV·nm)."""
         k = _as_k(k, xp)
@@ -431,6 +509,14 @@ class Dirac(_Model):
     def bloch(self, k, xp=np):
         constant, velocity = (xp.asarray(a) for a in self._terms)
         return constant + xp.einsum("...m,mij->...ij", _as_k(k, xp), velocity)
+
+    def spectral_bound(self, k, xp=np):
+        """``(centres, radius)`` (eV): every eigenvalue lies within ``|λ_R| + |J_ex|/2`` of
+        ``±√((ħv|k|)² + Δ²)``, the spectrum of ``ħv k·σ + Δσ_z`` (Weyl; ``‖(s × σ)·ẑ‖ = 2``,
+        since ``(s_xσ_y − s_yσ_x)² = 2 − 2 s_zσ_z``)."""
+        k = _as_k(k, xp)
+        e0 = xp.sqrt(self.hbar_v**2 * (k**2).sum(axis=-1) + self.mass**2)
+        return xp.stack([-e0, e0], axis=-1), abs(self.rashba) + 0.5 * abs(self.exchange)
 
     def bloch_derivative(self, k, xp=np):
         """``(∂H/∂k_x, ∂H/∂k_y) = ħv (σ_x ⊗ 1, σ_y ⊗ 1)`` (eV·nm), k independent."""

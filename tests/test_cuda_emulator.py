@@ -202,6 +202,13 @@ def test_kspace_moments_equal_cpu(gpu):
     cpu, dev = kspace_moments(model, (9, 9), backend="cpu", **kw), kspace_moments(model, (9, 9), backend=gpu, **kw)
     assert dev.provenance["backend"] == "gpu"
     assert _relative(dev.mu_samples, cpu.mu_samples) <= 1e-12
+    # the bound-selected k points (indices from the host) on the device; GEMM route on the GPU
+    ref = kspace_moments(model, (9, 9), backend="cpu", select="all", moments_route="gemm", **kw)
+    assert dev.provenance["select"] == "bound" and dev.provenance["moments_route"] == "gemm"
+    assert ref.provenance["num_kept_k"] == dev.provenance["num_kept_k"] <= dev.provenance["num_diagonalised_k"] < 81
+    assert _relative(dev.mu_samples, ref.mu_samples) <= 1e-12
+    with pytest.raises(ValueError, match="moments_route"):
+        kspace_moments(model, (9, 9), backend=gpu, moments_route="nufft", **kw)
 
 
 @needs_compiler
@@ -261,7 +268,7 @@ def test_command_line_job_on_the_gpu_backend(tmp_path):
     ("bench_chebyshev.py", ["--sizes", "12", "--widths", "1", "2", "--min-time", "0.01", "--copy-bytes", "100000"]),
     ("bench_kubo.py", ["--sizes", "8", "--moments", "16", "--sigma-L", "8", "--sigma-N", "16",
                        "--sigma-energies", "5"]),
-    ("bench_kspace.py", ["--kept-patch", "4", "--far-patch", "8", "--full-grid", "1"]),
+    ("bench_kspace.py", ["--grid", "60", "--reference-grid", "30", "--num-moments", "16"]),
     ("bench_job.py", ["--L", "8", "--N", "16", "--energies", "11"]),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_gpu_benchmarks_run_on_the_emulator(tmp_path, script, arguments):

@@ -231,16 +231,20 @@ def _count_eigh(monkeypatch):
     ((-3.0, 2.5), 2**16, "window"),  # the stored records outgrow half the budget
     (None, 2**16, "gershgorin"),
 ])
-def test_each_k_point_is_diagonalised_once(monkeypatch, window, budget, source):
+@pytest.mark.parametrize("select", ["all", "bound"])
+def test_each_k_point_is_diagonalised_once(monkeypatch, window, budget, source, select):
+    """Every k point (select="all"; "bound": every selected one) goes through eigh once, in full chunks."""
     model = models.GrapheneRashba(rashba=0.1, exchange=0.2, mass=0.05, magnetization=_unit(RNG))
     grid = MonkhorstPack(model.lattice, (24, 24))
     E = np.linalg.eigvalsh(model.bloch(grid.points(0, grid.num_points)[0]))
     counter = _count_eigh(monkeypatch)
     mom = kspace_moments(model, grid, num_moments=12, window=window, chunk_size=100, memory_budget=budget,
-                         progress=False)
+                         select=select, progress=False)
     prov = mom.provenance
-    assert counter["matrices"] == prov["num_diagonalised"] == grid.num_points
-    assert counter["calls"] == prov["eigh_calls"] == math.ceil(grid.num_points / 100)
+    num = prov["num_diagonalised_k"]
+    assert counter["matrices"] == prov["num_diagonalised"] == num
+    assert num == grid.num_points if select == "all" or window is None else num < grid.num_points
+    assert counter["calls"] == prov["eigh_calls"] == math.ceil(num / 100)
     assert prov["bounds_source"] == source
     inside = np.ones(E.shape, bool) if window is None else (E >= window[0]) & (E <= window[1])
     assert prov["num_kept_states"] == inside.sum()
@@ -258,7 +262,9 @@ def test_each_k_point_is_diagonalised_once(monkeypatch, window, budget, source):
         lo = (np.diagonal(H, axis1=1, axis2=2).real - radius).min()
         hi = (np.diagonal(H, axis1=1, axis2=2).real + radius).max()
     eps = margin_for(12)  # the default margin for N = 12
-    assert (mom.a, mom.b) == pytest.approx(((hi - lo) / (2 - 2 * eps), (hi + lo) / 2), rel=1e-13, abs=1e-15)
+    # b = (hi + lo)/2 ≈ 0 here: absolute round-off of eigh vs eigvalsh, a few n ε_mach max|E| (n = 4)
+    assert (mom.a, mom.b) == pytest.approx(((hi - lo) / (2 - 2 * eps), (hi + lo) / 2), rel=1e-13,
+                                           abs=1e-14 * max(abs(lo), abs(hi)))
 
 
 def test_fallback_bounds_give_the_moments_of_those_bounds():
@@ -331,6 +337,8 @@ def test_moments_file_round_trip(tmp_path):
     ({"memory_budget": -1}, "memory_budget"),
     ({"epsilon": 0.7}, "epsilon"),
     ({"backend": "tpu"}, "backend"),
+    ({"select": "some", "window": (-1.0, 1.0)}, "select"),
+    ({"moments_route": "dgemm"}, "moments_route"),
 ])
 def test_bad_input_fails_before_any_work(monkeypatch, kwargs, name):
     model = models.GrapheneRashba(rashba=0.1, exchange=0.2)

@@ -103,6 +103,20 @@ def test_paper_dry_run_with_slurm_profile(tmp_path):
     assert "Group job reconstruct" in out
 
 
+def test_paper_workstation_dry_run(tmp_path):
+    """config/paper-workstation.yaml: the k-space figures only (Fig. 2 at 14691², Fig. 4), on 2 cores."""
+    cfg = yaml.safe_load((ROOT / "config" / "paper-workstation.yaml").read_text())
+    res = snakemake("-n", "--configfile", ROOT / "config" / "paper-workstation.yaml", "--cores", "2", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:] + res.stdout[-3000:]
+    cases = cfg["kspace"]["cases"]
+    assert cases["fig2_massive"]["grid"] == [14691, 14691] and cases["fig2_massless"]["model"]["mass"] == 0.0
+    n_parts = len(cfg["response"]["parts"])
+    expected = {"kspace_moments": len(cases) * N_MAGNETISATIONS, "response": len(cases) * N_MAGNETISATIONS,
+                "torque_fit": len(cases) * n_parts, "figures_kspace": len(cases), "report": 1, "all": 1}
+    expected["total"] = sum(expected.values())
+    assert job_stats(res.stdout + res.stderr) == expected
+
+
 # --------------------------------------------------------------------------- schema
 def _validate(cfg):
     from snakemake.utils import validate
@@ -111,7 +125,7 @@ def _validate(cfg):
 
 
 def test_schema_accepts_shipped_configs():
-    for name in ("config.yaml", "paper.yaml"):
+    for name in ("config.yaml", "paper.yaml", "paper-workstation.yaml"):
         _validate(yaml.safe_load((ROOT / "config" / name).read_text()))
     _validate(TINY)
 
