@@ -10,6 +10,7 @@ The rescaling then puts the padded interval on ``[−1 + ε, 1 − ε]``:
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,11 +146,11 @@ def sweep_bounds(model, disorders) -> tuple[float, float]:
     |J|/2 for every m̂ and the disorder norm ≤ W/2, and no eigenvalue moves
     further than the norm of what is added (Weyl).
     """
-    import dataclasses
-
     disorders = [float(w) for w in disorders]
     if not disorders or min(disorders) < 0 or not all(np.isfinite(disorders)):
         raise ValueError(f"disorders must be a non-empty list of W >= 0 (eV), got {disorders!r}")
+    if not hasattr(model, "real_space"):
+        raise ValueError(f"sweep_bounds needs a lattice model with a real-space form, got {type(model).__name__}")
     exchange = float(getattr(model, "exchange", 0.0))
     bare = dataclasses.replace(model, exchange=0.0) if exchange else model
     lo, hi = gershgorin_bounds(bare.real_space(shape=(6, 6)).hamiltonian)
@@ -164,22 +165,23 @@ def sweep_rescaling(model, disorders, *, num_moments: int | None = None, eta: fl
     The bounds are ``bounds`` (E_min, E_max) when given, else :func:`sweep_bounds` (those of the largest W), the margin
     ε = :func:`margin_for` (N).  Give ``num_moments`` N, or ``eta`` (eV, the
     band-centre broadening of ``kernel``): then N is the smallest with
-    η(N) ≤ eta for the sweep's a (found with ε, which depends on N, by fixed
-    point).  Returns ``(rescaling, N)``; ``gpukpm moments`` given these bounds
+    η(N) ≤ eta at the sweep's a(N) (ε, hence a, depends on N: an upward
+    scan from the bound of the smallest a).  Returns ``(rescaling, N)``; ``gpukpm moments`` given these bounds
     and N reproduces the rescaling exactly.
     """
-    from .kernels import num_moments_for
+    from .kernels import broadening, num_moments_for
 
     if (num_moments is None) == (eta is None):
         raise ValueError("give num_moments or eta (one of them)")
     lo, hi = sweep_bounds(model, disorders) if bounds is None else (float(bounds[0]), float(bounds[1]))
     if num_moments is not None:
         return rescaling(None, bounds=(lo, hi), epsilon=margin_for(num_moments)), int(num_moments)
+    def eta_of(n: int) -> tuple[float, Rescaling]:
+        scaling = rescaling(None, bounds=(lo, hi), epsilon=margin_for(n))
+        return broadening(kernel, scaling.a, n, lorentz_lambda), scaling
+
+    # η(N) decreases with N (a shrinks as ε = margin_for(N) does); the smallest a gives a lower bound on N
     N = num_moments_for(kernel, eta, (hi - lo) / (2 - 2 * DEFAULT_EPSILON), lorentz_lambda)
-    for _ in range(20):
-        scaling = rescaling(None, bounds=(lo, hi), epsilon=margin_for(N))
-        N_next = num_moments_for(kernel, eta, scaling.a, lorentz_lambda)
-        if N_next <= N:
-            return scaling, N
-        N = N_next
-    raise RuntimeError(f"no N found for eta = {eta} eV (last N = {N})")
+    while (found := eta_of(N))[0] > eta:
+        N += 1
+    return found[1], N

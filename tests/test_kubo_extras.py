@@ -63,3 +63,28 @@ def test_torques_run_command(tmp_path):
         assert fh["magnetizations"].shape == (14, 3)
         assert np.all(np.isfinite(fh["chi_FL"][...])) and fh["chi_FL"].shape == (2,)
     assert io.read_kind(str(out) + ".responses.h5") == "configuration_responses"
+
+
+def test_sweep_rescaling_gives_every_w_the_same_broadening():
+    """One (a, b) and N for a sweep; the bound holds every spectrum of the sweep (any m̂, any W ≤ max)."""
+    from gpukpm import kernels, models
+    from gpukpm.spectrum import gershgorin_bounds, sweep_bounds, sweep_rescaling
+
+    model = models.GrapheneRashba(t=2.7, rashba=0.3, exchange=0.4, mass=0.1)
+    lo, hi = sweep_bounds(model, [0.0, 1.5])
+    for m in ((0.0, 0.0, 1.0), (1.0, 0.0, 0.0), (0.6, 0.0, 0.8)):
+        for W in (0.0, 1.5):
+            h = model.with_magnetization(m).real_space(shape=(8, 8), disorder=W, seed=1).hamiltonian
+            e = np.linalg.eigvalsh(h.toarray())
+            assert lo <= e.min() and e.max() <= hi
+    assert (lo, hi) == pytest.approx((-9.45, 9.45))  # 3t + 3λ_R/3·... : Gershgorin rows + J/2 + W/2
+    scaling, N = sweep_rescaling(model, [0.0, 1.5], eta=0.2)
+    fewer, _ = sweep_rescaling(model, [0.0, 1.5], num_moments=N - 1)  # the smallest such N: N − 1 is too few
+    assert kernels.broadening("jackson", scaling.a, N) <= 0.2 < kernels.broadening("jackson", fewer.a, N - 1)
+    same, N2 = sweep_rescaling(model, [1.5, 0.0], num_moments=N)
+    assert (same.a, same.b, N2) == (scaling.a, scaling.b, N)
+    with pytest.raises(ValueError, match="give num_moments or eta"):
+        sweep_rescaling(model, [0.0], num_moments=10, eta=0.1)
+    with pytest.raises(ValueError, match="disorders must be a non-empty list"):
+        sweep_bounds(model, [-1.0])
+    assert gershgorin_bounds(model.real_space(shape=(6, 6)).hamiltonian)[1] <= hi
