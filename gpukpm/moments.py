@@ -634,6 +634,9 @@ def concatenate(parts) -> Moments:
             if getattr(other, key) != getattr(first, key):
                 raise ValueError(f"cannot combine moments with different {key}: "
                                  f"{getattr(first, key)!r} vs {getattr(other, key)!r}")
+        if other.provenance.get("estimator") != first.provenance.get("estimator"):
+            raise ValueError(f"cannot combine moments with different estimator: "
+                             f"{first.provenance.get('estimator')!r} vs {other.provenance.get('estimator')!r}")
     samples = np.concatenate([p.mu_samples for p in parts])
     params = {k: v for k, v in first.parameters.items() if k != "realisation"}
     params["realisations"] = sorted({int(r) for p in parts for r in p.sample_realisations})

@@ -1,0 +1,156 @@
+"""Stochastic trace estimators (gpukpm.estimators): unbiased, honest standard errors, variance structure.
+
+Statistical checks use fixed seeds (deterministic) and thresholds from the
+sampling distributions at a false-alarm level of 1e-4 each, not from measured
+values:
+
+* unbiasedness: the pooled mean of all seeds' samples lies within
+  ``z = Φ⁻¹(1 − 1e-4/2)`` pooled standard errors of the exact-trace value;
+* coverage: per seed, ``|mean − exact| ≤ t_{0.975, R−1} · stderr`` holds with
+  probability 0.95, so the number of covering seeds is Binomial(S, 0.95) and
+  must reach its 1e-4 quantile;
+* scale: the scatter of the seed means against the mean reported stderr²,
+  ``var(means)/mean(stderr²)``, follows F(S − 1, S(R − 1)) and must lie
+  between its 1e-4 and 1 − 1e-4 quantiles.
+"""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from gpukpm import kpm, models
+from gpukpm.config import ConfigError, validate_config
+from gpukpm.estimators import ESTIMATORS, colours, dilute
+from gpukpm.moments import concatenate
+
+ALPHA = 1e-4
+SEEDS = 16
+VECTORS = 6
+N = 32
+ENERGY = np.array([0.4])
+LEFT = ("sx", "sy")
+PARTS = ("total", "sea", "surface")
+
+
+@pytest.fixture(scope="module")
+def system():
+    model = models.GrapheneRashba(t=2.7, rashba=0.3, exchange=0.4, mass=0.1, magnetization=(0.6, 0.0, 0.8))
+    return model.real_space(shape=(8, 8), disorder=1.5, seed=5, realisation=1)
+
+
+@pytest.fixture(scope="module")
+def exact(system):
+    return kpm.kubo_moments(system, left=LEFT, right="jx", num_moments=N, trace="exact", vectors_per_batch=64,
+                            progress=False)
+
+
+def _responses(moments):
+    """{part: per-sample responses (S, 2)} at ENERGY."""
+    return {part: kpm.kubo_response(moments, ENERGY, part=part).samples[:, :, 0] for part in PARTS}
+
+
+def _seed_stats(samples):
+    """Per seed mean and standard error (what Response.values/.stderr report, checked below)."""
+    groups = samples.reshape(SEEDS, VECTORS, -1)
+    return groups.mean(axis=1), groups.std(axis=1, ddof=1) / np.sqrt(VECTORS)
+
+
+@pytest.fixture(scope="module", params=ESTIMATORS)
+def runs(request, system, exact):
+    """One estimator: ``(name, {part: samples (S·R, 2)}, exact {part: (1, 2)}, per-seed Moments)``;
+    seed s gives samples s·R … (s + 1)·R − 1."""
+    seeds = [kpm.kubo_moments(system, left=LEFT, right="jx", num_moments=N, trace=VECTORS, seed=s,
+                              scaling=exact.scaling, estimator=request.param, vectors_per_batch=VECTORS,
+                              progress=False)
+             for s in range(SEEDS)]
+    pooled = replace(seeds[0], mu_samples=np.concatenate([m.mu_samples for m in seeds]),
+                     sample_realisations=np.zeros(SEEDS * VECTORS, dtype=int))
+    return request.param, _responses(pooled), _responses(exact), seeds
+
+
+def test_seed_statistics_are_the_reported_ones(runs):
+    _, samples, _, seeds = runs
+    reported = kpm.kubo_response(seeds[1], ENERGY, part="total")
+    mean, err = _seed_stats(samples["total"])
+    np.testing.assert_allclose(reported.values[:, 0], mean[1], rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(reported.stderr[:, 0], err[1], rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_estimator_is_unbiased(runs, part):
+    _, samples, ref, _ = runs
+    mean = samples[part].mean(axis=0)
+    err = samples[part].std(axis=0, ddof=1) / np.sqrt(len(samples[part]))
+    z = scipy.stats.norm.isf(ALPHA / 2)
+    assert np.all(np.abs(mean - ref[part][0]) <= z * err + 1e-12), (mean, ref[part][0], err)
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_standard_error_covers_the_scatter(runs, part):
+    _, samples, ref, _ = runs
+    means, errs = _seed_stats(samples[part])  # (S, 2) each
+    t = scipy.stats.t.ppf(0.975, VECTORS - 1)
+    covered = (np.abs(means - ref[part][0]) <= t * errs).sum(axis=0)
+    assert np.all(covered >= scipy.stats.binom.ppf(ALPHA, SEEDS, 0.95)), covered
+    ratio = means.var(axis=0, ddof=1) / (errs ** 2).mean(axis=0)
+    dfn, dfd = SEEDS - 1, SEEDS * (VECTORS - 1)
+    lo, hi = scipy.stats.f.ppf(ALPHA, dfn, dfd), scipy.stats.f.ppf(1 - ALPHA, dfn, dfd)
+    assert np.all((ratio >= lo) & (ratio <= hi)), (ratio, lo, hi)
+
+
+def test_provenance_records_the_estimator_and_cost(runs, system, exact):
+    """A diluted sample costs k chain pairs: k times the products of a plain one."""
+    estimator, _, _, seeds = runs
+    k = colours(system, estimator, system.num_orbitals)[1]
+    plain = kpm.kubo_moments(system, left=LEFT, num_moments=N, trace=VECTORS, scaling=exact.scaling,
+                             vectors_per_batch=VECTORS, progress=False)
+    assert seeds[0].provenance["estimator"] == estimator and seeds[0].provenance["colours"] == k
+    assert seeds[0].provenance["spmv_count"] == k * plain.provenance["spmv_count"]
+    assert seeds[0].num_samples == VECTORS and exact.provenance["estimator"] == "exact"
+
+
+def test_spin_dilution_removes_the_spin_flip_noise_exactly():
+    """Without Rashba and with m̂ = ẑ, H commutes with s_z: ⟨P_σ r|T_m s_x T_n ĵ_x|P_σ r⟩ = 0 for
+    every vector (s_x flips the spin, everything else keeps it), so the spin-diluted samples of
+    S_x, S_y are zero to round-off, which equals the exact trace; the plain ones scatter."""
+    model = models.GrapheneRashba(t=2.7, rashba=0.0, exchange=0.4, mass=0.1, magnetization=(0.0, 0.0, 1.0))
+    system = model.real_space(shape=(6, 6), disorder=1.5, seed=2)
+    plain, diluted = (kpm.kubo_moments(system, left=LEFT, num_moments=16, trace=4, estimator=e, progress=False)
+                      for e in ("plain", "spin_diluted"))
+    assert np.abs(diluted.mu_samples).max() < 1e-12
+    assert np.abs(plain.mu_samples).max() > 1e-3
+
+
+def test_dilute_partitions_every_vector():
+    rng = np.random.default_rng(0)
+    rows = np.exp(2j * np.pi * rng.random((3, 24)))
+    system = models.GrapheneRashba().real_space(shape=(3, 2))  # 2 sublattices
+    for est in ESTIMATORS:
+        colour, k = colours(system, est, 24)
+        out = dilute(rows, colour, k).reshape(3, k, 24)
+        assert k == {"plain": 1, "spin_diluted": 2, "sublattice_diluted": 2, "spin_sublattice_diluted": 4}[est]
+        np.testing.assert_array_equal(out.sum(axis=1), rows)
+        assert np.all((out != 0).sum(axis=1) == 1)  # each orbital in exactly one colour
+
+
+def test_spin_colours_follow_the_orbital_order():
+    system = models.GrapheneRashba().real_space(shape=(2, 2))
+    colour, _ = colours(system, "spin_sublattice_diluted", system.num_orbitals)
+    # orbital 2·site + spin, site = 2·cell + α: A↑ A↓ B↑ B↓ per cell
+    np.testing.assert_array_equal(colour[:8], [0, 1, 2, 3, 0, 1, 2, 3])
+
+
+def test_bad_estimator_names_the_parameter(system):
+    with pytest.raises(ValueError, match="estimator"):
+        kpm.kubo_moments(system, left=LEFT, num_moments=4, trace=1, estimator="hutch", progress=False)
+    with pytest.raises(ConfigError, match="kpm.estimator"):
+        validate_config({"model": {"name": "GrapheneRashba"}, "system": {"shape": [4, 4]},
+                         "kpm": {"estimator": "hutch"}})
+
+
+def test_concatenate_refuses_mixed_estimators(system, exact):
+    parts = [kpm.kubo_moments(system, left=LEFT, num_moments=4, trace=1, estimator=e, scaling=exact.scaling,
+                              progress=False) for e in ("plain", "spin_diluted")]
+    with pytest.raises(ValueError, match="estimator"):
+        concatenate(parts)
