@@ -32,11 +32,14 @@ Colourings (orbital index ``2·site + spin``, ``site = n_s·cell + α``,
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["ESTIMATORS", "check_estimator", "colours", "dilute"]
+__all__ = ["ESTIMATORS", "Dilution", "check_estimator", "colours", "dilution", "dilute", "spin_basis"]
 
-ESTIMATORS = ("plain", "spin_diluted", "sublattice_diluted", "spin_sublattice_diluted")
+ESTIMATORS = ("plain", "spin_diluted", "spin_m_diluted", "sublattice_diluted", "spin_sublattice_diluted")
+_SPIN = {"spin_diluted", "spin_m_diluted", "spin_sublattice_diluted"}
 
 
 def check_estimator(estimator) -> str:
@@ -62,19 +65,66 @@ def colours(system, estimator: str, dim: int) -> tuple[np.ndarray, int]:
     spin, sublattice = index % 2, (index // 2) % ns
     if estimator == "plain":
         return np.zeros(dim, dtype=np.int64), 1
-    if estimator == "spin_diluted":
+    if estimator in ("spin_diluted", "spin_m_diluted"):
         return spin, 2
     if estimator == "sublattice_diluted":
         return sublattice, ns
     return 2 * sublattice + spin, 2 * ns
 
 
-def dilute(rows: np.ndarray, colour: np.ndarray, num_colours: int) -> np.ndarray:
-    """Rows ``P_c r`` for every row r of ``rows`` (R, D) and colour c: shape (R·k, D),
-    vector-major (row ``k·v + c`` is colour c of vector v)."""
+def spin_basis(axis) -> np.ndarray:
+    """2 × 2 unitary whose columns are the spinors ``|±n⟩`` (``n·σ|±n⟩ = ±|±n⟩``), n = axis/|axis|."""
+    n = np.asarray(axis, dtype=float)
+    if n.shape != (3,) or not np.linalg.norm(n) > 0:
+        raise ValueError(f"spin axis must be a non-zero 3-vector, got {axis!r}")
+    n = n / np.linalg.norm(n)
+    theta, phi = np.arccos(np.clip(n[2], -1.0, 1.0)), np.arctan2(n[1], n[0])
+    c, s = np.cos(theta / 2), np.sin(theta / 2)
+    return np.array([[c, -np.exp(-1j * phi) * s], [np.exp(1j * phi) * s, c]])
+
+
+def dilute(rows: np.ndarray, colour: np.ndarray, num_colours: int, basis=None) -> np.ndarray:
+    """Rows ``U P_c r`` for every row r of ``rows`` (R, D) and colour c: shape (R·k, D),
+    vector-major (row ``k·v + c`` is colour c of vector v).
+
+    ``basis`` U (2 × 2, columns ``|±n⟩``, :func:`spin_basis`) maps the spin pair of every site,
+    ``r_{i↑}|↑⟩ + r_{i↓}|↓⟩ → r_{i↑}|+n⟩ + r_{i↓}|−n⟩``; None keeps s_z.  U is unitary, so
+    ``Σ_c E[U P_c r (U P_c r)†] = 1`` and the estimate stays unbiased.
+    """
     R, D = rows.shape
     out = np.zeros((R, num_colours, D), dtype=rows.dtype)
     for c in range(num_colours):
         mask = colour == c
         out[:, c, mask] = rows[:, mask]
-    return out.reshape(R * num_colours, D)
+    out = out.reshape(R * num_colours, D)
+    if basis is None:
+        return out
+    return np.ascontiguousarray((out.reshape(-1, D // 2, 2) @ np.asarray(basis).T).reshape(out.shape), dtype=rows.dtype)
+
+
+@dataclass(frozen=True)
+class Dilution:
+    """How one random vector becomes k start vectors (``rows``); k = 1 for the plain estimator."""
+
+    estimator: str
+    colour: np.ndarray
+    num_colours: int
+    axis: tuple | None = None  # spin quantisation axis of the colours (None: ẑ)
+
+    def rows(self, vectors: np.ndarray) -> np.ndarray:
+        """Start vectors (R·k, D) of the random vectors ``vectors`` (R, D)."""
+        basis = None if self.axis is None else spin_basis(self.axis)
+        return dilute(vectors, self.colour, self.num_colours, basis)
+
+
+def dilution(system, estimator: str, dim: int) -> Dilution:
+    """The :class:`Dilution` of ``estimator`` on ``system`` (``spin_m_diluted``: along the
+    magnetisation ``system.model.magnetization``)."""
+    colour, k = colours(system, estimator, dim)
+    axis = None
+    if estimator == "spin_m_diluted":
+        axis = getattr(getattr(system, "model", None), "magnetization", None)
+        if axis is None:
+            raise ValueError("estimator 'spin_m_diluted' needs a system whose model has a magnetization")
+        axis = tuple(float(v) for v in axis)
+    return Dilution(estimator, colour, k, axis)

@@ -32,7 +32,7 @@ from .chebyshev import ChebyshevChain, RescaledOperator, guard_norm
 from .operators import OPERATOR_NAMES, PAULI, SPIN_NAMES
 from .stencil import STENCIL_NAMES
 from .progress import Progress
-from .estimators import check_estimator, colours, dilute
+from .estimators import dilution
 from .random import check_seed, random_phase_vectors
 from .spectrum import Rescaling, margin_for, rescaling
 from .stats import mean_and_stderr
@@ -419,13 +419,15 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
     bounds / scaling : spectral bounds (E_min, E_max) by hand, or a ready Rescaling.
     memory_budget : bytes the Chebyshev blocks may use (default: half the free memory).
     estimator : stochastic trace estimator (:mod:`gpukpm.estimators`): "plain" (default) or a
-        dilution, "spin_diluted", "sublattice_diluted", "spin_sublattice_diluted"; a diluted
+        dilution, "spin_diluted" (s_z), "spin_m_diluted" (spin along m̂), "sublattice_diluted",
+        "spin_sublattice_diluted"; a diluted
         sample is the sum over the k colours of ``⟨P_c r|X|P_c r⟩`` (k chain pairs per vector).
     """
     be = get_backend(backend)
     xp = be.xp
     H, D, N, kind, R, seed, params, realisation = _prepare(system, num_moments, trace, seed, realisation)
-    colour, num_colours = colours(system, check_estimator(estimator), D)
+    diluted = dilution(system, estimator, D)
+    num_colours = diluted.num_colours
     if isinstance(left, (str,)) or scipy.sparse.issparse(left):
         left = (left,)
     stencils = _stencil_source(system, be, dtype)
@@ -489,7 +491,7 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
         samples = np.empty((R, len(left_named), N, N), dtype=np.complex128)
         for s0 in starts:
             ids = vector_ids[s0:s0 + batch]
-            rows = dilute(random_phase_vectors(D, seed, realisation, ids, dtype=dtype).T, colour, num_colours)
+            rows = diluted.rows(random_phase_vectors(D, seed, realisation, ids, dtype=dtype).T)
             mu = be.to_host(engine.run(be.asarray(rows), hermitian_blocks=False, summed=False))
             samples[s0:s0 + len(ids)] = mu.reshape((len(ids), num_colours) + mu.shape[1:]).sum(axis=1) / D
         sample_vectors = np.array(vector_ids)
@@ -506,6 +508,7 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
         gemm_route="spin-resolved" if spin_route else "per-operator",
         estimator=estimator if kind == "stochastic" else "exact",
         colours=num_colours if kind == "stochastic" else 1,
+        dilution_axis=diluted.axis if kind == "stochastic" else None,
         operator_route=op.route,
         vectors_per_batch=batch,
         spmv_count=op.spmv_count,

@@ -21,7 +21,7 @@ import scipy.stats
 
 from gpukpm import kpm, models
 from gpukpm.config import ConfigError, validate_config
-from gpukpm.estimators import ESTIMATORS, colours, dilute
+from gpukpm.estimators import ESTIMATORS, colours, dilute, spin_basis
 from gpukpm.moments import concatenate
 
 ALPHA = 1e-4
@@ -110,16 +110,32 @@ def test_provenance_records_the_estimator_and_cost(runs, system, exact):
     assert seeds[0].num_samples == VECTORS and exact.provenance["estimator"] == "exact"
 
 
-def test_spin_dilution_removes_the_spin_flip_noise_exactly():
-    """Without Rashba and with m̂ = ẑ, H commutes with s_z: ⟨P_σ r|T_m s_x T_n ĵ_x|P_σ r⟩ = 0 for
-    every vector (s_x flips the spin, everything else keeps it), so the spin-diluted samples of
-    S_x, S_y are zero to round-off, which equals the exact trace; the plain ones scatter."""
-    model = models.GrapheneRashba(t=2.7, rashba=0.0, exchange=0.4, mass=0.1, magnetization=(0.0, 0.0, 1.0))
+@pytest.mark.parametrize("estimator, magnetization, flipped", [
+    ("spin_diluted", (0.0, 0.0, 1.0), ("sx", "sy")),
+    ("spin_m_diluted", (1.0, 0.0, 0.0), ("sy", "sz")),
+    ("spin_m_diluted", (0.0, 0.6, 0.8), ("sx",)),
+])
+def test_spin_dilution_removes_the_spin_flip_noise_exactly(estimator, magnetization, flipped):
+    """Without Rashba, H commutes with s·m̂: for the spin components transverse to the dilution
+    axis, ⟨P_± r|T_m s_k T_n ĵ_x|P_± r⟩ = 0 for every vector (s_k flips s·m̂, everything else
+    keeps it), so the diluted samples are zero to round-off, which is the exact trace; the
+    plain ones scatter."""
+    model = models.GrapheneRashba(t=2.7, rashba=0.0, exchange=0.4, mass=0.1, magnetization=magnetization)
     system = model.real_space(shape=(6, 6), disorder=1.5, seed=2)
-    plain, diluted = (kpm.kubo_moments(system, left=LEFT, num_moments=16, trace=4, estimator=e, progress=False)
-                      for e in ("plain", "spin_diluted"))
+    plain, diluted = (kpm.kubo_moments(system, left=flipped, num_moments=16, trace=4, estimator=e,
+                                       vectors_per_batch=4, progress=False)
+                      for e in ("plain", estimator))
     assert np.abs(diluted.mu_samples).max() < 1e-12
     assert np.abs(plain.mu_samples).max() > 1e-3
+
+
+@pytest.mark.parametrize("axis", [(0, 0, 1), (0, 0, -2), (1, 0, 0), (0.3, -0.5, 0.8)])
+def test_spin_basis_holds_the_spinors_along_the_axis(axis):
+    pauli = [np.array([[0, 1], [1, 0]]), np.array([[0, -1j], [1j, 0]]), np.array([[1, 0], [0, -1]])]
+    n = np.asarray(axis, float) / np.linalg.norm(axis)
+    U = spin_basis(axis)
+    np.testing.assert_allclose(U.conj().T @ U, np.eye(2), atol=1e-14)
+    np.testing.assert_allclose(sum(c * p for c, p in zip(n, pauli)) @ U, U @ np.diag([1, -1]), atol=1e-14)
 
 
 def test_dilute_partitions_every_vector():
@@ -129,7 +145,8 @@ def test_dilute_partitions_every_vector():
     for est in ESTIMATORS:
         colour, k = colours(system, est, 24)
         out = dilute(rows, colour, k).reshape(3, k, 24)
-        assert k == {"plain": 1, "spin_diluted": 2, "sublattice_diluted": 2, "spin_sublattice_diluted": 4}[est]
+        assert k == {"plain": 1, "spin_diluted": 2, "spin_m_diluted": 2, "sublattice_diluted": 2,
+                     "spin_sublattice_diluted": 4}[est]
         np.testing.assert_array_equal(out.sum(axis=1), rows)
         assert np.all((out != 0).sum(axis=1) == 1)  # each orbital in exactly one colour
 
