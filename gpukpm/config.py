@@ -8,7 +8,7 @@ key (``kpm.num_moments``) and the allowed range.  Sections::
     kspace:   grid [L1, L2] (lattice models) or {kind: polar|square, k_max, num_k, num_phi}, window [lo, hi]
     kpm:      num_moments N (or eta with kernel), trace ("exact" or vectors per realisation),
               vectors_per_task, seed, left, right, dtype, block_size, bounds, memory_budget_gb,
-              estimator (plain | spin_diluted | sublattice_diluted | spin_sublattice_diluted)
+              estimator (plain | spin_diluted | spin_m_diluted | sublattice_diluted | spin_sublattice_diluted)
     response: energies ({start, stop, num} or a list, eV), kernel, parts, temperature (K)
     torque:   order M (2^M + 1 polar × 2M azimuthal magnetisations)
     dos:      energies, num_moments, trace

@@ -16,19 +16,26 @@ sample).  The sample is the sum over colours, so standard errors over samples
 stay those of independent, identically distributed draws.
 
 It wins where X is concentrated between colours.  With spin-independent
-disorder and weak spin-orbit coupling, ``H ≈ H_0 ⊗ 1``, so for A = s_x or
-s_y (spin flips) and B = ĵ_x (spin conserving) ``X ≈ f(H_0) ĵ_x ⊗ σ_{x,y}``
-is spin off-diagonal in the s_z basis: dilution by s_z removes its dominant
-part (``benchmarks/bench_variance.py`` measures it; sublattice or cell
-colourings do not help, X is spread over every sublattice pair).
+disorder and weak spin-orbit coupling and exchange, ``H ≈ H_0 ⊗ 1``, so for
+A = s_x or s_y (spin flips) and B = ĵ_x (spin conserving)
+``X ≈ f(H_0) ĵ_x ⊗ σ_{x,y}`` is spin off-diagonal in the s_z basis: dilution
+by s_z removes its dominant part, and what is left is of the order of the
+spin-orbit and exchange terms.  More generally the noise of s_k goes away with
+colours along an axis n ⊥ k; along the magnetisation m̂ (``spin_m_diluted``)
+it goes away for the two components transverse to m̂, the torques.  The
+component along the axis gains nothing and pays k = 2.  Sublattice colours
+remove much less (X connects every sublattice pair).  Measured on the Fig. 3
+job (``benchmarks/bench_variance.py``, ``benchmarks/README.md``).
 
 Colourings (orbital index ``2·site + spin``, ``site = n_s·cell + α``,
 :mod:`gpukpm.lattice`):
 
 * ``"plain"``: one class (the plain estimator);
 * ``"spin_diluted"``: the spin s_z = ↑, ↓ (k = 2);
+* ``"spin_m_diluted"``: the spin along the model's magnetisation m̂ (k = 2): the
+  colour-c start vector puts ``r_{i,c}`` on the spinor ``|±m̂⟩`` of site i;
 * ``"sublattice_diluted"``: the sublattice α (k = n_s);
-* ``"spin_sublattice_diluted"``: both (k = 2 n_s).
+* ``"spin_sublattice_diluted"``: both (s_z, k = 2 n_s).
 """
 from __future__ import annotations
 
@@ -39,7 +46,6 @@ import numpy as np
 __all__ = ["ESTIMATORS", "Dilution", "check_estimator", "colours", "dilution", "dilute", "spin_basis"]
 
 ESTIMATORS = ("plain", "spin_diluted", "spin_m_diluted", "sublattice_diluted", "spin_sublattice_diluted")
-_SPIN = {"spin_diluted", "spin_m_diluted", "spin_sublattice_diluted"}
 
 
 def check_estimator(estimator) -> str:
