@@ -20,7 +20,9 @@ constant: it does not enter a variance, so it is not computed here.
 
     variance_reduction_per_cost = (var_plain · cost_plain) / (var_est · cost_est)
 
-per operator and part, all from the same run.  ``--cv-disorders`` measures the
+per operator and part, all from the same run; ``variance_reduction_per_spmv``
+is the same with the count of sparse products per vector as the cost (k times
+the plain count for k colours: free of the machine's load).  ``--cv-disorders`` measures the
 correlation of the disordered and pristine samples at other W on the smallest
 size.
 
@@ -98,10 +100,11 @@ def difference(a: dict, b: dict) -> dict:
     return {p: a[p] - b[p] for p in PARTS}
 
 
-def reductions(entry: dict, plain: dict) -> dict:
-    """``variance_reduction_per_cost`` of ``entry`` against ``plain`` (same run)."""
-    return {p: {op: plain["variance"][p][op] * plain["cost_per_vector_s"]
-                / (entry["variance"][p][op] * entry["cost_per_vector_s"]) for op in LEFT} for p in PARTS}
+def reductions(entry: dict, plain: dict, cost: str = "cost_per_vector_s") -> dict:
+    """``var_plain · cost_plain / (var_est · cost_est)`` of ``entry`` against ``plain`` (same run);
+    ``cost`` names the cost field (wall seconds, or ``spmv_per_vector``: sparse products)."""
+    return {p: {op: plain["variance"][p][op] * plain[cost] / (entry["variance"][p][op] * entry[cost])
+                for op in LEFT} for p in PARTS}
 
 
 def size_case(L: int, N: int, R: int, W: float, energies, estimators=DILUTIONS, controls=tuple(CONTROLLED)):
@@ -125,6 +128,7 @@ def size_case(L: int, N: int, R: int, W: float, energies, estimators=DILUTIONS, 
                        correlation=correlations(samples[base], samples[pristine]))
     for est, entry in out.items():
         entry["variance_reduction_per_cost"] = reductions(entry, out["plain"])
+        entry["variance_reduction_per_spmv"] = reductions(entry, out["plain"], "spmv_per_vector")
     print(f"  L={L} W={W} N={N} R={R}: " + ", ".join(
         f"{e} {v['cost_per_vector_s']:.2f} s, red(total sy) {v['variance_reduction_per_cost']['total']['sy']:.3g}"
         for e, v in out.items()), flush=True)
