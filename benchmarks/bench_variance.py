@@ -24,10 +24,13 @@ per operator and part, all from the same run; ``variance_reduction_per_spmv``
 is the same with the count of sparse products per vector as the cost (k times
 the plain count for k colours: free of the machine's load).  ``--cv-disorders`` measures the
 correlation of the disordered and pristine samples at other W on the smallest
-size.
+size; ``--moments-scan`` repeats plain and spin_diluted there at larger N
+(the residual noise of the diluted estimator grows as η shrinks towards the
+exchange and Rashba energies).
 
     python benchmarks/bench_variance.py [--sizes 64 128 256] [--num-moments 256]
-        [--vectors 8 4 3] [--disorder 2.7] [--cv-disorders 0.3 1.5 2.7] [--cv-vectors 12] [--output PATH]
+        [--vectors 8 4 3] [--disorder 2.7] [--cv-disorders 0.3 1.5 2.7] [--cv-vectors 12]
+        [--moments-scan 512 1024] [--scan-vectors 4] [--output PATH]
 
 Results: ``benchmarks/results/variance_cpu.json``.
 """
@@ -144,6 +147,9 @@ def main(argv=None) -> None:
     parser.add_argument("--disorder", type=float, default=2.7)
     parser.add_argument("--cv-disorders", type=float, nargs="*", default=[0.3, 1.5, 2.7])
     parser.add_argument("--cv-vectors", type=int, default=12)
+    parser.add_argument("--moments-scan", type=int, nargs="*", default=[512, 1024],
+                        help="more N on the smallest size, plain and spin_diluted only")
+    parser.add_argument("--scan-vectors", type=int, default=4)
     parser.add_argument("--energies", type=float, nargs=3, default=[-0.2, 0.2, 9], metavar=("START", "STOP", "NUM"))
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -158,6 +164,7 @@ def main(argv=None) -> None:
         cost_definition="wall seconds of kubo_moments per random vector (all chains of a sample): "
                         "fastest of the interleaved single-vector calls of the same run",
         machine=common.machine_info(get_backend("cpu")), load=common.load(), cases=[], control_variate_cases=[],
+        moments_cases=[],
     )
     for L, R in zip(args.sizes, args.vectors):  # the file is rewritten after every case
         result["cases"].append(size_case(L, args.num_moments, R, args.disorder, energies))
@@ -165,6 +172,10 @@ def main(argv=None) -> None:
     for W in args.cv_disorders:
         result["control_variate_cases"].append(size_case(min(args.sizes), args.num_moments, args.cv_vectors, W,
                                                          energies, estimators=("plain", "spin_diluted")))
+        path = common.write_json("variance", "cpu", dict(result, wall_s=time.perf_counter() - tick), args.output)
+    for N in args.moments_scan:
+        result["moments_cases"].append(size_case(min(args.sizes), N, args.scan_vectors, args.disorder, energies,
+                                                 estimators=("plain", "spin_diluted"), controls=()))
         path = common.write_json("variance", "cpu", dict(result, wall_s=time.perf_counter() - tick), args.output)
     print(f"wrote {path}")
 
