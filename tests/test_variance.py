@@ -6,10 +6,11 @@ values:
 
 * unbiasedness: the pooled mean of all seeds' samples lies within
   ``z = Φ⁻¹(1 − 1e-4/2)`` pooled standard errors of the exact-trace value;
-* coverage: per seed, ``|mean − exact| ≤ t_{0.975, R−1} · stderr`` holds with
-  probability 0.95, so the number of covering seeds is Binomial(S, 0.95) and
+* coverage: per run of R vectors (S = 16 runs: 4 seeds × 4 disjoint groups of
+  vector ids), ``|mean − exact| ≤ t_{0.975, R−1} · stderr`` holds with
+  probability 0.95, so the number of covering runs is Binomial(S, 0.95) and
   must reach its 1e-4 quantile;
-* scale: the scatter of the seed means against the mean reported stderr²,
+* scale: the scatter of the run means against the mean reported stderr²,
   ``var(means)/mean(stderr²)``, follows F(S − 1, S(R − 1)) and must lie
   between its 1e-4 and 1 − 1e-4 quantiles.
 """
@@ -25,8 +26,10 @@ from gpukpm.estimators import ESTIMATORS, colours, dilute, spin_basis
 from gpukpm.moments import concatenate
 
 ALPHA = 1e-4
-SEEDS = 16
+SEEDS = 4  # run seeds, each with GROUPS independent groups of VECTORS vectors (one call per seed)
+GROUPS = 4
 VECTORS = 6
+RUNS = SEEDS * GROUPS  # the S independent estimates of the coverage checks
 N = 32
 ENERGY = np.array([0.4])
 LEFT = ("sx", "sy")
@@ -50,29 +53,34 @@ def _responses(moments):
     return {part: kpm.kubo_response(moments, ENERGY, part=part).samples[:, :, 0] for part in PARTS}
 
 
-def _seed_stats(samples):
-    """Per seed mean and standard error (what Response.values/.stderr report, checked below)."""
-    groups = samples.reshape(SEEDS, VECTORS, -1)
+def _run_stats(samples):
+    """Per group of VECTORS samples the mean and standard error (what Response.values/.stderr
+    report for a run of VECTORS vectors, checked below)."""
+    groups = samples.reshape(RUNS, VECTORS, -1)
     return groups.mean(axis=1), groups.std(axis=1, ddof=1) / np.sqrt(VECTORS)
 
 
 @pytest.fixture(scope="module", params=ESTIMATORS)
 def runs(request, system, exact):
     """One estimator: ``(name, {part: samples (S·R, 2)}, exact {part: (1, 2)}, per-seed Moments)``;
-    seed s gives samples s·R … (s + 1)·R − 1."""
-    seeds = [kpm.kubo_moments(system, left=LEFT, right="jx", num_moments=N, trace=VECTORS, seed=s,
-                              scaling=exact.scaling, estimator=request.param, vectors_per_batch=VECTORS,
+    group g holds samples g·R … (g + 1)·R − 1 (seed-major)."""
+    seeds = [kpm.kubo_moments(system, left=LEFT, right="jx", num_moments=N, trace=GROUPS * VECTORS, seed=s,
+                              scaling=exact.scaling, estimator=request.param, vectors_per_batch=GROUPS * VECTORS,
                               progress=False)
              for s in range(SEEDS)]
     pooled = replace(seeds[0], mu_samples=np.concatenate([m.mu_samples for m in seeds]),
-                     sample_realisations=np.zeros(SEEDS * VECTORS, dtype=int))
+                     sample_realisations=np.zeros(RUNS * VECTORS, dtype=int))
     return request.param, _responses(pooled), _responses(exact), seeds
 
 
-def test_seed_statistics_are_the_reported_ones(runs):
+def test_group_statistics_are_the_reported_ones(runs):
+    """Group 1 (vectors R … 2R − 1 of seed 0) as a run of its own: kubo_response reports the same."""
     _, samples, _, seeds = runs
-    reported = kpm.kubo_response(seeds[1], ENERGY, part="total")
-    mean, err = _seed_stats(samples["total"])
+    one = slice(VECTORS, 2 * VECTORS)
+    run = replace(seeds[0], mu_samples=seeds[0].mu_samples[one], sample_realisations=seeds[0].sample_realisations[one],
+                  sample_vectors=seeds[0].sample_vectors[one])
+    reported = kpm.kubo_response(run, ENERGY, part="total")
+    mean, err = _run_stats(samples["total"])
     np.testing.assert_allclose(reported.values[:, 0], mean[1], rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(reported.stderr[:, 0], err[1], rtol=1e-10, atol=1e-14)
 
@@ -89,12 +97,12 @@ def test_estimator_is_unbiased(runs, part):
 @pytest.mark.parametrize("part", PARTS)
 def test_standard_error_covers_the_scatter(runs, part):
     _, samples, ref, _ = runs
-    means, errs = _seed_stats(samples[part])  # (S, 2) each
+    means, errs = _run_stats(samples[part])  # (S, 2) each
     t = scipy.stats.t.ppf(0.975, VECTORS - 1)
     covered = (np.abs(means - ref[part][0]) <= t * errs).sum(axis=0)
-    assert np.all(covered >= scipy.stats.binom.ppf(ALPHA, SEEDS, 0.95)), covered
+    assert np.all(covered >= scipy.stats.binom.ppf(ALPHA, RUNS, 0.95)), covered
     ratio = means.var(axis=0, ddof=1) / (errs ** 2).mean(axis=0)
-    dfn, dfd = SEEDS - 1, SEEDS * (VECTORS - 1)
+    dfn, dfd = RUNS - 1, RUNS * (VECTORS - 1)
     lo, hi = scipy.stats.f.ppf(ALPHA, dfn, dfd), scipy.stats.f.ppf(1 - ALPHA, dfn, dfd)
     assert np.all((ratio >= lo) & (ratio <= hi)), (ratio, lo, hi)
 
@@ -103,11 +111,11 @@ def test_provenance_records_the_estimator_and_cost(runs, system, exact):
     """A diluted sample costs k chain pairs: k times the products of a plain one."""
     estimator, _, _, seeds = runs
     k = colours(system, estimator, system.num_orbitals)[1]
-    plain = kpm.kubo_moments(system, left=LEFT, num_moments=N, trace=VECTORS, scaling=exact.scaling,
-                             vectors_per_batch=VECTORS, progress=False)
+    plain = kpm.kubo_moments(system, left=LEFT, num_moments=N, trace=GROUPS * VECTORS, scaling=exact.scaling,
+                             vectors_per_batch=GROUPS * VECTORS, progress=False)
     assert seeds[0].provenance["estimator"] == estimator and seeds[0].provenance["colours"] == k
     assert seeds[0].provenance["spmv_count"] == k * plain.provenance["spmv_count"]
-    assert seeds[0].num_samples == VECTORS and exact.provenance["estimator"] == "exact"
+    assert seeds[0].num_samples == GROUPS * VECTORS and exact.provenance["estimator"] == "exact"
 
 
 @pytest.mark.parametrize("estimator, magnetization, flipped", [
