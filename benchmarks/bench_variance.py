@@ -169,13 +169,13 @@ def main(argv=None) -> None:
     for L, R in zip(args.sizes, args.vectors):  # the file is rewritten after every case
         result["cases"].append(size_case(L, args.num_moments, R, args.disorder, energies))
         path = common.write_json("variance", "cpu", dict(result, wall_s=time.perf_counter() - tick), args.output)
-    for W in args.cv_disorders:
-        result["control_variate_cases"].append(size_case(min(args.sizes), args.num_moments, args.cv_vectors, W,
-                                                         energies, estimators=("plain", "spin_diluted")))
-        path = common.write_json("variance", "cpu", dict(result, wall_s=time.perf_counter() - tick), args.output)
     for N in args.moments_scan:
         result["moments_cases"].append(size_case(min(args.sizes), N, args.scan_vectors, args.disorder, energies,
                                                  estimators=("plain", "spin_diluted"), controls=()))
+        path = common.write_json("variance", "cpu", dict(result, wall_s=time.perf_counter() - tick), args.output)
+    for W in args.cv_disorders:
+        result["control_variate_cases"].append(size_case(min(args.sizes), args.num_moments, args.cv_vectors, W,
+                                                         energies, estimators=("plain", "spin_diluted")))
         path = common.write_json("variance", "cpu", dict(result, wall_s=time.perf_counter() - tick), args.output)
     print(f"wrote {path}")
 
