@@ -39,11 +39,12 @@ Colourings (orbital index ``2·site + spin``, ``site = n_s·cell + α``,
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-__all__ = ["ESTIMATORS", "Dilution", "check_estimator", "colours", "dilution", "dilute", "spin_basis"]
+__all__ = ["ESTIMATORS", "Dilution", "check_estimator", "colours", "control_variate", "dilution", "dilute",
+           "spin_basis"]
 
 ESTIMATORS = ("plain", "spin_diluted", "spin_m_diluted", "sublattice_diluted", "spin_sublattice_diluted")
 
@@ -134,3 +135,42 @@ def dilution(system, estimator: str, dim: int) -> Dilution:
             raise ValueError("estimator 'spin_m_diluted' needs a system whose model has a magnetization")
         axis = tuple(float(v) for v in axis)
     return Dilution(estimator, colour, k, axis)
+
+
+def _check_same(moments, other, name: str, keys) -> None:
+    for key in keys:
+        mine, theirs = getattr(moments, key), getattr(other, key)
+        same = np.isclose(mine, theirs, rtol=1e-12, atol=0) if key in ("a", "b") else mine == theirs
+        if not same:
+            raise ValueError(f"{name} moments differ in {key}: {theirs!r} vs {mine!r}")
+
+
+def control_variate(moments, control, exact):
+    r"""Control-variate moments: per sample ``μ_r − μ⁰_r + μ⁰``.
+
+    ``moments``: a stochastic run on the disordered system; ``control``: the same
+    run (same seed, realisation ids, vector ids, estimator and rescaling) on the
+    pristine system, whose samples ``μ⁰_r`` use the same random vectors;
+    ``exact``: the exact pristine moments ``μ⁰`` with the same rescaling (the
+    exact trace, or :func:`gpukpm.kspace.kspace_moments` on the matching L1 × L2
+    grid with ``bounds=(b − a(1 − ε), b + a(1 − ε))`` and ``epsilon=ε`` from ``moments``, which
+    give back its a and b).
+    ``E[μ⁰_r] = μ⁰``, so the expectation is unchanged; the variance drops when
+    the noises of μ_r and μ⁰_r correlate (weak disorder: ``benchmarks/README.md``).
+    The cost is both stochastic runs.  The samples stay one per vector, so the
+    standard errors are those of the corrected values.
+    """
+    _check_same(moments, control, "control", ("a", "b", "left", "right", "seed", "num_moments"))
+    _check_same(moments, exact, "exact", ("a", "b", "left", "right", "num_moments"))
+    if moments.trace != "stochastic" or control.trace != "stochastic":
+        raise ValueError("moments and control must be stochastic runs")
+    if not (np.array_equal(control.sample_vectors, moments.sample_vectors)
+            and np.array_equal(control.sample_realisations, moments.sample_realisations)
+            and control.provenance.get("estimator") == moments.provenance.get("estimator")):
+        raise ValueError("control must use the same vectors, realisations and estimator as moments")
+    if exact.num_samples != 1 or exact.trace not in ("exact", "kspace"):
+        raise ValueError(f"exact must be one exact or k-space sample, got trace={exact.trace!r} "
+                         f"with {exact.num_samples} samples")
+    estimator = f"{moments.provenance.get('estimator', 'plain')}+control_variate"
+    return replace(moments, mu_samples=moments.mu_samples - control.mu_samples + exact.mu_samples[0],
+                   provenance=dict(moments.provenance, estimator=estimator, control=control.provenance))

@@ -22,7 +22,7 @@ import scipy.stats
 
 from gpukpm import kpm, models
 from gpukpm.config import ConfigError, validate_config
-from gpukpm.estimators import ESTIMATORS, colours, dilute, spin_basis
+from gpukpm.estimators import ESTIMATORS, colours, control_variate, dilute, spin_basis
 from gpukpm.moments import concatenate
 
 ALPHA = 1e-4
@@ -36,10 +36,24 @@ LEFT = ("sx", "sy")
 PARTS = ("total", "sea", "surface")
 
 
+MODEL = models.GrapheneRashba(t=2.7, rashba=0.3, exchange=0.4, mass=0.1, magnetization=(0.6, 0.0, 0.8))
+CONTROLLED = ("plain+control_variate", "spin_diluted+control_variate")
+
+
 @pytest.fixture(scope="module")
 def system():
-    model = models.GrapheneRashba(t=2.7, rashba=0.3, exchange=0.4, mass=0.1, magnetization=(0.6, 0.0, 0.8))
-    return model.real_space(shape=(8, 8), disorder=1.5, seed=5, realisation=1)
+    return MODEL.real_space(shape=(8, 8), disorder=1.5, seed=5, realisation=1)
+
+
+@pytest.fixture(scope="module")
+def pristine():
+    return MODEL.real_space(shape=(8, 8), disorder=0.0, seed=5, realisation=1)
+
+
+@pytest.fixture(scope="module")
+def pristine_exact(pristine, exact):
+    return kpm.kubo_moments(pristine, left=LEFT, right="jx", num_moments=N, trace="exact", vectors_per_batch=64,
+                            scaling=exact.scaling, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +74,21 @@ def _run_stats(samples):
     return groups.mean(axis=1), groups.std(axis=1, ddof=1) / np.sqrt(VECTORS)
 
 
-@pytest.fixture(scope="module", params=ESTIMATORS)
-def runs(request, system, exact):
+def _stochastic(system, estimator, seed, scaling, trace=GROUPS * VECTORS):
+    return kpm.kubo_moments(system, left=LEFT, right="jx", num_moments=N, trace=trace, seed=seed, realisation=1,
+                            scaling=scaling, estimator=estimator, vectors_per_batch=trace, progress=False)
+
+
+@pytest.fixture(scope="module", params=ESTIMATORS + CONTROLLED)
+def runs(request, system, exact, pristine, pristine_exact):
     """One estimator: ``(name, {part: samples (S·R, 2)}, exact {part: (1, 2)}, per-seed Moments)``;
-    group g holds samples g·R … (g + 1)·R − 1 (seed-major)."""
-    seeds = [kpm.kubo_moments(system, left=LEFT, right="jx", num_moments=N, trace=GROUPS * VECTORS, seed=s,
-                              scaling=exact.scaling, estimator=request.param, vectors_per_batch=GROUPS * VECTORS,
-                              progress=False)
-             for s in range(SEEDS)]
+    group g holds samples g·R … (g + 1)·R − 1 (seed-major).  ``X+control_variate``: estimator X
+    on the disordered and on the pristine system with the same vectors, exact pristine added."""
+    base = request.param.split("+")[0]
+    seeds = [_stochastic(system, base, s, exact.scaling) for s in range(SEEDS)]
+    if request.param in CONTROLLED:
+        seeds = [control_variate(m, _stochastic(pristine, base, s, exact.scaling), pristine_exact)
+                 for s, m in enumerate(seeds)]
     pooled = replace(seeds[0], mu_samples=np.concatenate([m.mu_samples for m in seeds]),
                      sample_realisations=np.zeros(RUNS * VECTORS, dtype=int))
     return request.param, _responses(pooled), _responses(exact), seeds
@@ -110,7 +131,7 @@ def test_standard_error_covers_the_scatter(runs, part):
 def test_provenance_records_the_estimator_and_cost(runs, system, exact):
     """A diluted sample costs k chain pairs: k times the products of a plain one."""
     estimator, _, _, seeds = runs
-    k = colours(system, estimator, system.num_orbitals)[1]
+    k = colours(system, estimator.split("+")[0], system.num_orbitals)[1]
     plain = kpm.kubo_moments(system, left=LEFT, num_moments=N, trace=GROUPS * VECTORS, scaling=exact.scaling,
                              vectors_per_batch=GROUPS * VECTORS, progress=False)
     assert seeds[0].provenance["estimator"] == estimator and seeds[0].provenance["colours"] == k
@@ -179,3 +200,26 @@ def test_concatenate_refuses_mixed_estimators(system, exact):
                               progress=False) for e in ("plain", "spin_diluted")]
     with pytest.raises(ValueError, match="estimator"):
         concatenate(parts)
+
+
+def test_kspace_moments_serve_as_the_exact_control(system, pristine, exact, pristine_exact):
+    """k space on the matching 8 × 8 grid with the run's bounds and margin is the exact pristine trace."""
+    half = exact.a * (1 - exact.epsilon)  # the bounds that give back a and b
+    kmom = kpm.kspace_moments(MODEL, grid=(8, 8), left=LEFT, right="jx", num_moments=N,
+                              bounds=(exact.b - half, exact.b + half), epsilon=exact.epsilon, progress=False)
+    np.testing.assert_allclose(kmom.mu, pristine_exact.mu, atol=1e-12)
+    m = _stochastic(system, "plain", 0, exact.scaling, trace=2)
+    c = _stochastic(pristine, "plain", 0, exact.scaling, trace=2)
+    via_k, via_exact = control_variate(m, c, kmom), control_variate(m, c, pristine_exact)
+    np.testing.assert_allclose(via_k.mu_samples, via_exact.mu_samples, atol=1e-12)
+    assert via_k.provenance["estimator"] == "plain+control_variate"
+
+
+def test_control_variate_refuses_mismatched_runs(system, pristine, exact, pristine_exact):
+    m = _stochastic(system, "plain", 0, exact.scaling, trace=2)
+    with pytest.raises(ValueError, match="same vectors"):
+        control_variate(m, replace(m, sample_vectors=m.sample_vectors + 1), pristine_exact)
+    with pytest.raises(ValueError, match="seed"):
+        control_variate(m, _stochastic(pristine, "plain", 1, exact.scaling, trace=2), pristine_exact)
+    with pytest.raises(ValueError, match="exact"):
+        control_variate(m, m, m)
