@@ -420,8 +420,8 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
     memory_budget : bytes the Chebyshev blocks may use (default: half the free memory).
     estimator : stochastic trace estimator (:mod:`gpukpm.estimators`): "plain" (default) or a
         dilution, "spin_diluted" (s_z), "spin_m_diluted" (spin along m̂), "sublattice_diluted",
-        "spin_sublattice_diluted"; a diluted
-        sample is the sum over the k colours of ``⟨P_c r|X|P_c r⟩`` (k chain pairs per vector).
+        "spin_sublattice_diluted"; a diluted sample is the sum over the k colours of
+        ``⟨P_c r|X|P_c r⟩`` (k chain pairs per vector); recorded as ``provenance["estimator"]``.
     """
     be = get_backend(backend)
     xp = be.xp
