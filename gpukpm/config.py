@@ -7,7 +7,8 @@ key (``kpm.num_moments``) and the allowed range.  Sections::
     system:   shape [L1, L2], disorder W (eV, ≥ 0), realisations (count or list of ids)   (real space)
     kspace:   grid [L1, L2] (lattice models) or {kind: polar|square, k_max, num_k, num_phi}, window [lo, hi]
     kpm:      num_moments N (or eta with kernel), trace ("exact" or vectors per realisation),
-              vectors_per_task, seed, left, right, dtype, block_size, bounds, memory_budget_gb
+              vectors_per_task, seed, left, right, dtype, block_size, bounds, memory_budget_gb,
+              estimator (plain | spin_diluted | spin_m_diluted | sublattice_diluted | spin_sublattice_diluted)
     response: energies ({start, stop, num} or a list, eV), kernel, parts, temperature (K)
     torque:   order M (2^M + 1 polar × 2M azimuthal magnetisations)
     dos:      energies, num_moments, trace
@@ -23,6 +24,7 @@ import numpy as np
 import yaml
 
 from . import kernels
+from .estimators import ESTIMATORS
 from .models import model_from_dict
 
 __all__ = ["ConfigError", "load_config", "validate_config", "energy_grid", "realisation_ids", "build_model",
@@ -40,7 +42,7 @@ DEFAULTS = {
     "kpm": {
         "num_moments": None, "eta": None, "trace": 4, "vectors_per_task": None, "seed": 0,
         "left": ["sx", "sy", "sz"], "right": "jx", "dtype": "complex128", "block_size": None,
-        "bounds": None, "memory_budget_gb": None, "vectors_per_batch": None,
+        "bounds": None, "memory_budget_gb": None, "vectors_per_batch": None, "estimator": "plain",
     },
     "response": {"energies": None, "kernel": "jackson", "parts": ["total", "sea", "surface"],
                  "temperature": 0.0, "lorentz_lambda": kernels.DEFAULT_LORENTZ_LAMBDA},
@@ -185,6 +187,8 @@ def validate_config(raw: dict) -> dict:
         raise ConfigError(f"kpm.dtype must be complex128 or complex64, got {kpm['dtype']!r}")
     if kpm["bounds"] is not None:
         kpm["bounds"] = _energy_pair(kpm["bounds"], "kpm.bounds", "[E_min, E_max]")
+    if kpm["estimator"] not in ESTIMATORS:
+        raise ConfigError(f"kpm.estimator must be one of {ESTIMATORS}, got {kpm['estimator']!r}")
 
     resp = cfg["response"]
     if resp["energies"] is not None:

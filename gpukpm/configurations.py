@@ -67,7 +67,8 @@ def _moments_for(cfg: dict, model, scaling: Rescaling | None, backend):
                                       seed=kpm["seed"], realisation=r)
             parts.append(kubo_moments(system, trace=kpm["trace"], seed=kpm["seed"], realisation=r,
                                       block_size=kpm["block_size"], scaling=scaling, dtype=kpm["dtype"],
-                                      vectors_per_batch=kpm["vectors_per_batch"], progress=False, **common))
+                                      vectors_per_batch=kpm["vectors_per_batch"], progress=False,
+                                      estimator=kpm.get("estimator", "plain"), **common))
         return concatenate(parts)
     from .kspace import kspace_moments
 

@@ -32,6 +32,7 @@ from .chebyshev import ChebyshevChain, RescaledOperator, guard_norm
 from .operators import OPERATOR_NAMES, PAULI, SPIN_NAMES
 from .stencil import STENCIL_NAMES
 from .progress import Progress
+from .estimators import dilution
 from .random import check_seed, random_phase_vectors
 from .spectrum import Rescaling, margin_for, rescaling
 from .stats import mean_and_stderr
@@ -395,7 +396,8 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
                  seed: int = 0, block_size: int | None = None, *, realisation: int | None = None,
                  vectors=None, vectors_per_batch: int | None = None, backend=None,
                  dtype=np.complex128, bounds=None, scaling: Rescaling | None = None,
-                 memory_budget: int | None = None, progress: bool = True) -> Moments:
+                 memory_budget: int | None = None, progress: bool = True,
+                 estimator: str = "plain") -> Moments:
     r"""2D Chebyshev moments ``μ_nm^{A,B} = Tr[A T_n(H̃) B T_m(H̃)]/D`` of a real-space system.
 
     Parameters
@@ -416,10 +418,16 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
         accumulated in complex128.
     bounds / scaling : spectral bounds (E_min, E_max) by hand, or a ready Rescaling.
     memory_budget : bytes the Chebyshev blocks may use (default: half the free memory).
+    estimator : stochastic trace estimator (:mod:`gpukpm.estimators`): "plain" (default) or a
+        dilution, "spin_diluted" (s_z), "spin_m_diluted" (spin along m̂), "sublattice_diluted",
+        "spin_sublattice_diluted"; a diluted sample is the sum over the k colours of
+        ``⟨P_c r|X|P_c r⟩`` (k chain pairs per vector); recorded as ``provenance["estimator"]``.
     """
     be = get_backend(backend)
     xp = be.xp
     H, D, N, kind, R, seed, params, realisation = _prepare(system, num_moments, trace, seed, realisation)
+    diluted = dilution(system, estimator, D)
+    num_colours = diluted.num_colours
     if isinstance(left, (str,)) or scipy.sparse.issparse(left):
         left = (left,)
     stencils = _stencil_source(system, be, dtype)
@@ -453,9 +461,10 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
     tile_vectors = 1 if spin_route else len(left_named)  # vectors per tile slot
     batch = vectors_per_batch or (min(32, D) if kind == "exact" else 1)
     budget = memory_budget or int(DEFAULT_MEMORY_FRACTION * be.free_memory())
-    vector_bytes = batch * D * dtype.itemsize
+    starts_per_batch = batch * (num_colours if kind == "stochastic" else 1)
+    vector_bytes = starts_per_batch * D * dtype.itemsize
     tile = int(min(N, DEFAULT_TILE, max(8, budget // (4 * tile_vectors * vector_bytes))))  # ≤ ¼ of the budget
-    b = int(block_size) if block_size else choose_block_size(N, D, batch, tile_vectors,
+    b = int(block_size) if block_size else choose_block_size(N, D, starts_per_batch, tile_vectors,
                                                              dtype.itemsize, budget, tile)
     b = min(b, N)
     if spin_route:
@@ -466,7 +475,8 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
     starts = (list(range(0, D, batch)) if kind == "exact" else list(range(0, R, batch)))
     # progress in Chebyshev products: per batch the Y chain once and the X chain once per Y block
     nb = math.ceil(N / b)
-    bar = Progress((D if kind == "exact" else R) * N * (1 + nb), "kubo moments", "SpMV", enabled=progress)
+    bar = Progress((D if kind == "exact" else R * num_colours) * N * (1 + nb), "kubo moments", "SpMV",
+                   enabled=progress)
     op.progress = bar
     if kind == "exact":
         total = xp.zeros((len(left_named), N, N), dtype=np.complex128)
@@ -481,8 +491,9 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
         samples = np.empty((R, len(left_named), N, N), dtype=np.complex128)
         for s0 in starts:
             ids = vector_ids[s0:s0 + batch]
-            start = be.asarray(random_phase_vectors(D, seed, realisation, ids, dtype=dtype).T.copy())
-            samples[s0:s0 + len(ids)] = be.to_host(engine.run(start, hermitian_blocks=False, summed=False)) / D
+            rows = diluted.rows(random_phase_vectors(D, seed, realisation, ids, dtype=dtype).T)
+            mu = be.to_host(engine.run(be.asarray(rows), hermitian_blocks=False, summed=False))
+            samples[s0:s0 + len(ids)] = mu.reshape((len(ids), num_colours) + mu.shape[1:]).sum(axis=1) / D
         sample_vectors = np.array(vector_ids)
     bar.close()
     op.progress = None
@@ -495,6 +506,9 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
         block_size=b,
         tile_size=tile,
         gemm_route="spin-resolved" if spin_route else "per-operator",
+        estimator=estimator if kind == "stochastic" else "exact",
+        colours=num_colours if kind == "stochastic" else 1,
+        dilution_axis=diluted.axis if kind == "stochastic" else None,
         operator_route=op.route,
         vectors_per_batch=batch,
         spmv_count=op.spmv_count,
@@ -623,6 +637,9 @@ def concatenate(parts) -> Moments:
             if getattr(other, key) != getattr(first, key):
                 raise ValueError(f"cannot combine moments with different {key}: "
                                  f"{getattr(first, key)!r} vs {getattr(other, key)!r}")
+        if other.provenance.get("estimator") != first.provenance.get("estimator"):
+            raise ValueError(f"cannot combine moments with different estimator: "
+                             f"{first.provenance.get('estimator')!r} vs {other.provenance.get('estimator')!r}")
     samples = np.concatenate([p.mu_samples for p in parts])
     params = {k: v for k, v in first.parameters.items() if k != "realisation"}
     params["realisations"] = sorted({int(r) for p in parts for r in p.sample_realisations})

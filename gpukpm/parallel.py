@@ -454,7 +454,7 @@ def _compute(task: Task, cfg: dict, plan: _Plan, system, backend, budget: int) -
         block_size=kpm["block_size"], realisation=task.realisation,
         vectors=None if task.vectors is None else list(task.vectors),
         vectors_per_batch=kpm["vectors_per_batch"], backend=backend, dtype=kpm["dtype"],
-        scaling=plan.scaling, memory_budget=budget, progress=False,
+        scaling=plan.scaling, memory_budget=budget, progress=False, estimator=kpm.get("estimator", "plain"),
     )
 
 
