@@ -29,7 +29,16 @@ import sys
 import numpy as np
 
 __all__ = ["available", "chebyshev_step", "chebyshev_step_into", "apply_rows", "stencil_step_into",
-           "stencil_apply"]
+           "stencil_apply", "limit_threads"]
+
+
+def limit_threads(count: int) -> None:
+    """Run the Numba kernels on at most ``count`` threads (MPI ranks sharing a node's cores)."""
+    if _kernel() is None:
+        return
+    import numba
+
+    numba.set_num_threads(max(1, min(int(count), numba.config.NUMBA_NUM_THREADS)))
 
 
 @functools.lru_cache(maxsize=1)

@@ -115,7 +115,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import __version__, io
+from . import __version__, cpu_kernels, io
 from .backend import get_backend
 from .config import ConfigError, build_model, load_config
 from .kernels import num_moments_for
@@ -292,6 +292,10 @@ def select_backend(name, local_rank: int, local_size: int):
             warnings.warn(f"{local_size} ranks share this node's CPUs and OMP_NUM_THREADS is unset: BLAS threads "
                           f"oversubscribe the cores; set OMP_NUM_THREADS to (cores per node)/{local_size}",
                           RuntimeWarning, stacklevel=2)
+        if local_size > 1 and not os.environ.get("NUMBA_NUM_THREADS"):
+            # Numba's parallel loops spin-wait: two ranks with a full set of threads each on the same
+            # cores ran the demo's steps 6× slower than one rank (measured); give each rank its share
+            cpu_kernels.limit_threads(max(1, (os.cpu_count() or 1) // local_size))
         return be, local_size
     num_devices = int(be.xp.cuda.runtime.getDeviceCount())
     device, sharing = device_for_rank(local_rank, local_size, num_devices)

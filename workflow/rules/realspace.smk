@@ -17,7 +17,7 @@ rule moments:
         mpi=DEFAULT_MPI,
     shell:
         "export PATH={VENV_BIN:q}:$PATH OMP_NUM_THREADS=$(( {threads} / {resources.tasks} > 0 ? "
-        "{threads} / {resources.tasks} : 1 )); "
+        "{threads} / {resources.tasks} : 1 )); export NUMBA_NUM_THREADS=$OMP_NUM_THREADS; "
         "printf '%s\\n' {params.cfg} > {output.cfg}; "
         "{resources.mpi} -n {resources.tasks} {GPUKPM} moments {output.cfg} -o {output.h5} "
         "> {log} 2>&1"
