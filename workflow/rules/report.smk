@@ -51,6 +51,9 @@ def report_inputs(w):
            "kfits": expand(f"{RES}/kspace/{{case}}/torques/{MAIN_PART}.csv", case=list(CASES)),
            "fits": expand(f"{RES}/{{s}}/torques/{{part}}.csv", s=all_sets(), part=PARTS)}
     out["responses"] = expand(f"{RES}/{{s}}/response/m{MAG_LABELS[0]}/{MAIN_PART}.h5", s=all_sets())
+    if "00" in MAG_LABELS and {"sea", "surface"} <= set(PARTS):  # m̂ = ẑ: Kubo vs Boltzmann per k-space case
+        out["kz_sea"] = expand(f"{RES}/kspace/{{c}}/response/m00/sea.h5", c=list(CASES))
+        out["kz_surface"] = expand(f"{RES}/kspace/{{c}}/response/m00/surface.h5", c=list(CASES))
     if RS_ON:
         out["disorder"] = f"{RES}/figures/disorder.png"
         out["peaks"] = f"{RES}/peaks.json"
