@@ -12,7 +12,7 @@ import gpukpm  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.stats  # noqa: E402
 import snakemake as _snakemake_pkg  # noqa: E402
-from gpukpm import comparison, io, semiclassical  # noqa: E402
+from gpukpm import comparison, io, models, semiclassical  # noqa: E402
 from gpukpm.config import build_model  # noqa: E402
 
 from wflib import at_energy, dump, peak, read_fit, samples_needed  # noqa: E402
@@ -142,20 +142,21 @@ if sm.params.cases:
             kubo = comparison.conventional_torques(sea, surface)
             model = build_model(dict(c["model"], magnetization=[0.0, 0.0, 1.0]))
             ref, label = comparison.boltzmann_reference(model, sea.energies, kubo["tau"], valleys=c.get("valleys"))
-            # away from charge neutrality and band edges: |ε| beyond the spin splitting at k = 0 plus 3η
-            scale = abs(getattr(model, "exchange", 0.0)) / 2 + abs(getattr(model, "mass", 0.0)) + 3 * surface.eta
-            away = np.abs(sea.energies) > scale
+            # away from charge neutrality (Dirac) or above the pseudogap (2DEG): beyond the splitting at k = 0 + 3η
+            dirac_like = isinstance(model, (models.GrapheneRashba, models.Dirac))
+            j, delta = abs(model.exchange), abs(model.mass) if dirac_like else 0.0
+            scale = j / 2 + delta + 3 * surface.eta
+            away = (np.abs(sea.energies) if dirac_like else sea.energies) > scale
             ratio = {k: kubo[k][away] / ref[k][away] for k in ("chi_FL", "chi_DL")}
             cell = {k: (f"{np.median(v):.4f} [{v.min():.3f}, {v.max():.3f}]" if v.size else "—")
                     for k, v in ratio.items()}
             summary["kspace"].setdefault(case, {})["kubo_over_boltzmann"] = {
                 k: (float(np.median(v)) if v.size else None) for k, v in ratio.items()}
-            rows.append(f"| {case} | {label} | {surface.kernel}, η = {surface.eta * 1e3:.3g} meV | |ε_F| > "
-                        f"{scale:.3g} eV | {cell['chi_FL']} | {cell['chi_DL']} |")
-            j, delta = abs(getattr(model, "exchange", 0.0)), abs(getattr(model, "mass", 0.0))
+            rows.append(f"| {case} | {label} | {surface.kernel}, η = {surface.eta * 1e3:.3g} meV | "
+                        f"{'|ε_F|' if dirac_like else 'ε_F'} > {scale:.3g} eV | {cell['chi_FL']} | {cell['chi_DL']} |")
             semi = ((np.abs(sea.energies) > abs(j / 2 - delta) + 3 * surface.eta)
                     & (np.abs(sea.energies) < j / 2 + delta - 3 * surface.eta))
-            if j > 0 and semi.any():  # Dirac semi-gap: τ = (ħ/J_ex)|χ_FL/χ_DL| (paper, Fig. 2 right inset)
+            if dirac_like and j > 0 and semi.any():  # Dirac semi-gap: τ = (ħ/J_ex)|χ_FL/χ_DL| (paper, Fig. 2 right inset)
                 tau_ratio = semiclassical.HBAR / j * np.abs(kubo["chi_FL"][semi] / kubo["chi_DL"][semi]) / kubo["tau"][semi]
                 summary["kspace"][case]["semigap_tau_ratio"] = float(np.median(tau_ratio))
                 semigap_rows.append(f"| {case} | {semi.sum()} energies in ±({abs(j / 2 - delta):.3g}, "
