@@ -55,8 +55,10 @@ title = case.get("label") or sm.wildcards.case
 broadening = "" if eta is None else (
     f"; {kernel}, η = {eta * 1e3:.3g} meV at the band centre; χ_FL compared at τ(ε) = ħ/2η_eff(ε) of the "
     f"{kernel} kernel, χ_DL (sea) τ-free")
+mass = (f"m = {model_cfg.get('mass', 1.0)} m_e" if model_cfg["name"].startswith("Rashba2DEG")
+        else f"Δ = {model_cfg.get('mass', 0)}")
 fig.suptitle(f"{title}  [{model_cfg['name']}: λ_R = {model_cfg.get('rashba', 0)}, J = {model_cfg.get('exchange', 0)}, "
-             f"Δ = {model_cfg.get('mass', 0)}{broadening}]\n{label}", fontsize=7)
+             f"{mass}{broadening}]\n{label}", fontsize=7)
 fig.tight_layout()
 fig.savefig(sm.output.png)
 fig.savefig(sm.output.pdf)
