@@ -277,3 +277,19 @@ def test_paper_workstation_reduced_grid_real_run(tmp_path):
     assert abs(ratios["chi_FL"] - 1) < 0.02 and abs(ratios["chi_DL"] - 1) < 0.02
     for name in ("fig2_massive", "fig4a_exchange"):
         assert (tmp_path / "results" / "figures" / f"kspace_{name}.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_demo_pristine_real_space_agrees_with_k_space(tmp_path):
+    """The README's main job (config/config.yaml, ≈ 3.5 min on 2 cores): one η(ε) for the sweep, and the
+    pristine real-space torques agree with k space on the matching grid within their stochastic error
+    (two-sided Student-t p > 0.05 for χ_FL and χ_DL)."""
+    res = snakemake("--configfile", ROOT / "config" / "config.yaml", "--profile", ROOT / "cluster" / "local",
+                    "--cores", 2, cwd=tmp_path, timeout=1200)
+    assert res.returncode == 0, res.stderr[-5000:]
+    summary = json.loads((tmp_path / "results" / "summary.json").read_text())
+    agreement = summary["pristine_agreement"]
+    assert agreement["case"] == "pristine" and agreement["agree"], agreement
+    for key in ("chi_FL", "chi_DL"):
+        assert agreement[key]["p_value"] > 0.05 and agreement[key]["dof"] == 3
+    assert summary["broadening"]["realspace_identical"]
