@@ -208,6 +208,14 @@ class KGrid:
     def to_dict(self) -> dict:
         raise NotImplementedError
 
+    def edge_points(self) -> np.ndarray | None:
+        """k points (n, 2) on the outer edge of a continuum grid, None for a periodic grid.
+
+        A continuum grid ends at k_max: above the lowest band energy on that edge a Fermi
+        contour leaves the grid (:func:`grid_edge_range`).
+        """
+        return None
+
     def check_model(self, model) -> None:
         """Raise if this grid cannot sample ``model`` (default: any model)."""
 
@@ -353,6 +361,11 @@ class PolarGrid(KGrid):
         weights = r[ir] * dr[ir] / (2 * math.pi * self.num_angular)
         return k, self.area * weights
 
+    def edge_points(self) -> np.ndarray:
+        """The circle |k − centre| = k_max, sampled at max(num_angular, 256) angles."""
+        phi = 2 * math.pi * np.arange(max(self.num_angular, 256)) / max(self.num_angular, 256)
+        return np.asarray(self.centre) + self.k_max * np.stack([np.cos(phi), np.sin(phi)], axis=-1)
+
     def to_dict(self) -> dict:
         return {"kind": "polar", "k_max": self.k_max, "num_k": self.num_radial, "num_phi": self.num_angular,
                 "k_min": self.k_min, "centre": list(self.centre), "radial_rule": self.radial_rule,
@@ -423,6 +436,15 @@ class SquareGrid(KGrid):
         col = first[row] + (p - cumulative[row])
         k = xp.stack([self.centre[0] + self._axis(col), self.centre[1] + self._axis(row)], axis=-1)
         return k, xp.ones(p.shape[0])
+
+    def edge_points(self) -> np.ndarray:
+        """The circle of radius k_max (``cutoff="disc"``) or the square's boundary, around the centre."""
+        n = max(4 * self.num, 256)
+        t = 2 * math.pi * np.arange(n) / n
+        ring = np.stack([np.cos(t), np.sin(t)], axis=-1)
+        if self.cutoff == "square":
+            ring = ring / np.abs(ring).max(axis=1, keepdims=True)
+        return np.asarray(self.centre) + self.k_max * ring
 
     def to_dict(self) -> dict:
         return {"kind": "square", "k_max": self.k_max, "num_k": self.num, "centre": list(self.centre),
@@ -852,6 +874,26 @@ def _gershgorin_pass(model, grid: KGrid, chunk_size: int) -> tuple[float, float]
     return lo, hi
 
 
+def grid_edge_range(model, grid: KGrid) -> list | None:
+    """Fermi energies (eV) whose contours all lie inside a continuum grid: ``[lo, hi]``, None if periodic.
+
+    Every band is cut at the grid's edge (k_max).  A band that rises from the centre to the edge
+    (electron-like) loses its states beyond the edge for ε_F above its lowest edge energy; one that
+    falls (a Dirac valence band) for ε_F below its highest edge energy.  ``hi`` is the lowest such
+    upper limit, ``lo`` the highest lower limit (None where no band limits that side).
+    :func:`gpukpm.kubo.kubo_response` refuses energies outside ``[lo + 3η, hi − 3η]``.
+    """
+    edge = grid.edge_points()
+    if edge is None:
+        return None
+    on_edge = np.linalg.eigvalsh(model.bloch(edge))  # (n_edge, bands), ascending
+    at_centre = np.linalg.eigvalsh(model.bloch(np.asarray([grid.centre], dtype=float)))[0]
+    rising = on_edge.mean(axis=0) > at_centre
+    hi = float(on_edge[:, rising].min()) if rising.any() else None
+    lo = float(on_edge[:, ~rising].max()) if (~rising).any() else None
+    return [lo, hi]
+
+
 def band_splitting(energies) -> float:
     """Largest splitting of spin partners at one k (eV): ``max_k max_p (E_{2p+1}(k) − E_{2p}(k))``.
 
@@ -1122,6 +1164,7 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
         num_pairs=diag.num_pairs,
         max_band_splitting=diag.max_band_splitting,
         window_cuts=[diag.drops_below, diag.drops_above],
+        grid_edge_range=grid_edge_range(model, grid),
         chunk_size=chunk_size,
         max_pairs_per_gemm=max_pairs,
         moments_route=acc.route,

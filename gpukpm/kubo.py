@@ -226,6 +226,22 @@ def window_usable_range(moments: Moments, eta: float) -> tuple[float, float, flo
             margin)
 
 
+def _check_grid_edge(energies: np.ndarray, moments: Moments, eta: float) -> None:
+    """Refuse Fermi energies whose contour leaves a continuum grid (:func:`gpukpm.kspace.grid_edge_range`), ±3η."""
+    edge = moments.provenance.get("grid_edge_range") if moments.trace == "kspace" else None
+    if edge is None:
+        return
+    lo = -np.inf if edge[0] is None else edge[0] + 3.0 * eta
+    hi = np.inf if edge[1] is None else edge[1] - 3.0 * eta
+    bad = (energies < lo) | (energies > hi)
+    if bad.any():
+        raise ValueError(
+            f"energies {energies[bad][:5].tolist()} eV lie outside [{lo:.6g}, {hi:.6g}] eV: the bands on the k "
+            f"grid's edge (k_max) span to {edge} eV, beyond which (less 3η, η = {eta:.3g} eV) a Fermi contour "
+            "leaves the grid; enlarge k_max or choose energies inside that range"
+        )
+
+
 def _check_window_margin(energies: np.ndarray, moments: Moments, eta: float) -> None:
     usable = window_usable_range(moments, eta)
     if usable is None:
@@ -295,6 +311,7 @@ def kubo_response(moments: Moments, energies, kernel: str = "jackson", part: str
     a, b = moments.a, moments.b
     eta_centre = _kernels.broadening(kernel, a, N, lorentz_lambda)
     _check_window_margin(energies, moments, eta_centre)
+    _check_grid_edge(energies, moments, eta_centre)
     states = moments.provenance.get("num_kept_states", moments.num_orbitals)  # k space: window states
     spacing = (moments.emax - moments.emin) / max(float(states), 1.0)
     if eta_centre < spacing:

@@ -391,3 +391,25 @@ def test_fig2_window_refuses_fermi_energies_in_its_edge_band():
         with pytest.raises(ValueError, match=rf"within {margin:.4g} eV of the k-space window \[-0.3, 0.3\].*"
                                              rf"Usable Fermi energies: \[{lo:.6g}, {hi:.6g}\] eV"):
             kubo_response(mom, [energy], "jackson", "sea")
+
+
+def test_continuum_grid_edge_refuses_energies_whose_contour_leaves_the_grid():
+    """Fig. 4b's grid (k_max = 0.656 nm⁻¹): the lower band reaches the edge at ħ²k²/2m − B/2 = 9.83 meV;
+    above it (less 3η) a Fermi contour leaves the grid, and the response there is refused.  A Dirac
+    grid also cuts its valence bands: energies below their highest edge value are refused."""
+    model = models.Rashba2DEG(mass=1.0, rashba=0.02, exchange=0.0005249)
+    mom = kspace_moments(model, PolarGrid(0.656, 200, 8), num_moments=340, progress=False)
+    k = 0.656
+    expected = models.HBAR2_OVER_2ME * k**2 - math.hypot(0.02 * k, 0.0005249) / 2  # lowest band at |k| = k_max
+    lo, hi = mom.provenance["grid_edge_range"]
+    assert lo is None and hi == pytest.approx(expected, rel=1e-9)
+    eta = kernels.broadening("jackson", mom.a, 340)
+    kubo_response(mom, [0.0, expected - 3.5 * eta], "jackson", "surface")
+    with pytest.raises(ValueError, match=r"the bands on the k grid's edge \(k_max\) span to \[None, 0.0098"):
+        kubo_response(mom, [expected - 2.5 * eta], "jackson", "sea")
+    dirac = models.Dirac(hbar_v=0.575, rashba=0.008, exchange=0.06, mass=0.008)
+    lo, hi = kspace_moments(dirac, PolarGrid(0.4, 100, 8), num_moments=64,
+                            progress=False).provenance["grid_edge_range"]
+    assert -0.23 < lo < -0.15 and 0.15 < hi < 0.23 and lo == pytest.approx(-hi, rel=0.2)  # ±(ħv k_max − splitting)
+    lattice = kspace_moments(models.GrapheneRashba(rashba=0.01), (12, 12), num_moments=32, progress=False)
+    assert lattice.provenance["grid_edge_range"] is None  # a periodic grid has no edge
