@@ -165,6 +165,7 @@ def _save_torques(path, csv, energies, fit, mags, meta) -> None:
 def _torque_samples(paths):
     """Per-sample S of the response files (one per magnetisation): (S, C, 3, E), realisations, exact, energies."""
     from . import io
+    from .stats import EXACT_TRACES
 
     mags, samples, keys, energies, meta = [], [], None, None, {}
     for path in paths:
@@ -185,7 +186,7 @@ def _torque_samples(paths):
                     temperature=resp.temperature, trace=resp.metadata.get("trace"))
         mags.append(m)
         samples.append(resp.samples[:, :3])
-    exact = meta["trace"] in ("exact", "kspace")
+    exact = meta["trace"] in EXACT_TRACES
     return (np.array(mags, dtype=float), np.stack(samples, axis=1), np.asarray(resp.sample_realisations), exact,
             energies, meta)
 

@@ -26,6 +26,7 @@ from .kubo import kubo_response
 from .moments import concatenate, kubo_moments
 from .progress import Progress
 from .spectrum import Rescaling, margin_for, rescaling
+from .stats import EXACT_TRACES
 from .torque import magnetizations
 
 __all__ = ["ConfigurationResponses", "run_configurations", "SPIN_COMPONENTS"]
@@ -123,4 +124,4 @@ def run_configurations(cfg: dict, *, backend=None, progress: bool = True) -> Con
     return ConfigurationResponses(mags, energies, values, errors,
                                   samples={p: np.stack(v, axis=1) for p, v in samples.items()},
                                   sample_realisations=moments.sample_realisations,
-                                  exact=moments.trace in ("exact", "kspace"), metadata=meta)
+                                  exact=moments.trace in EXACT_TRACES, metadata=meta)

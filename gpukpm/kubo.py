@@ -49,7 +49,7 @@ import scipy.sparse
 
 from . import kernels as _kernels
 from .moments import Moments
-from .stats import mean_and_stderr, per_sample_std
+from .stats import EXACT_TRACES, mean_and_stderr, per_sample_std
 
 __all__ = ["Response", "kubo_response", "conductivity", "window_usable_range", "PARTS", "BOLTZMANN_EV"]
 
@@ -120,7 +120,7 @@ class Response:
         number of vectors for a target error follows (``(std/target)²``); NaN
         with fewer than two samples, 0 for the exact trace (one exact sample).
         """
-        return per_sample_std(self.samples, exact=self.metadata.get("trace") in ("exact", "kspace"))
+        return per_sample_std(self.samples, exact=self.metadata.get("trace") in EXACT_TRACES)
 
     @property
     def sample_realisations(self) -> np.ndarray:
@@ -226,37 +226,30 @@ def window_usable_range(moments: Moments, eta: float) -> tuple[float, float, flo
             margin)
 
 
-def _check_grid_edge(energies: np.ndarray, moments: Moments, eta: float) -> None:
-    """Refuse Fermi energies whose contour leaves a continuum grid (:func:`gpukpm.kspace.grid_edge_range`), ±3η."""
+def _check_usable_energies(energies: np.ndarray, moments: Moments, eta: float) -> None:
+    """Refuse Fermi energies a k-space window or a continuum grid's edge cannot serve (±3η inside)."""
+    window = window_usable_range(moments, eta)
+    if window is not None:
+        lo, hi, margin = window
+        _refuse_outside(energies, lo, hi,
+                        f"within {margin:.4g} eV of the k-space window {list(moments.parameters['window'])} eV "
+                        f"(margin = largest spin splitting {margin - 3 * eta:.4g} eV + 3η, η = {eta:.3g} eV): "
+                        "states there lose their spin partners outside the window", "widen the window")
     edge = moments.provenance.get("grid_edge_range") if moments.trace == "kspace" else None
-    if edge is None:
-        return
-    lo = -np.inf if edge[0] is None else edge[0] + 3.0 * eta
-    hi = np.inf if edge[1] is None else edge[1] - 3.0 * eta
-    bad = (energies < lo) | (energies > hi)
-    if bad.any():
-        raise ValueError(
-            f"energies {energies[bad][:5].tolist()} eV lie outside [{lo:.6g}, {hi:.6g}] eV: the bands on the k "
-            f"grid's edge (k_max) span to {edge} eV, beyond which (less 3η, η = {eta:.3g} eV) a Fermi contour "
-            "leaves the grid; enlarge k_max or choose energies inside that range"
-        )
+    if edge is not None:  # gpukpm.kspace.grid_edge_range
+        lo = -np.inf if edge[0] is None else edge[0] + 3.0 * eta
+        hi = np.inf if edge[1] is None else edge[1] - 3.0 * eta
+        _refuse_outside(energies, lo, hi,
+                        f"outside the range whose Fermi contours stay on the grid: the bands on the k grid's edge "
+                        f"(k_max) span to {edge} eV, less 3η (η = {eta:.3g} eV)", "enlarge k_max")
 
 
-def _check_window_margin(energies: np.ndarray, moments: Moments, eta: float) -> None:
-    usable = window_usable_range(moments, eta)
-    if usable is None:
-        return
-    lo, hi, margin = usable
+def _refuse_outside(energies: np.ndarray, lo: float, hi: float, reason: str, remedy: str) -> None:
     bad = (energies < lo) | (energies > hi)
     if bad.any():
-        window = moments.parameters["window"]
         allowed = f"[{lo:.6g}, {hi:.6g}] eV" if lo < hi else "none"
-        raise ValueError(
-            f"energies {energies[bad][:5].tolist()} eV lie within {margin:.4g} eV of the k-space window "
-            f"{list(window)} eV (margin = largest spin splitting {margin - 3 * eta:.4g} eV + 3η, η = {eta:.3g} eV): "
-            f"states there lose their spin partners outside the window. Usable Fermi energies: {allowed}; "
-            "widen the window or choose energies inside that range"
-        )
+        raise ValueError(f"energies {energies[bad][:5].tolist()} eV lie {reason}. Usable Fermi energies: {allowed}; "
+                         f"{remedy} or choose energies inside that range")
 
 
 def _resolve_num_moments(moments: Moments, kernel: str, num_moments, eta, lam) -> int:
@@ -310,8 +303,7 @@ def kubo_response(moments: Moments, energies, kernel: str = "jackson", part: str
     N = _resolve_num_moments(moments, kernel, num_moments, eta, lorentz_lambda)
     a, b = moments.a, moments.b
     eta_centre = _kernels.broadening(kernel, a, N, lorentz_lambda)
-    _check_window_margin(energies, moments, eta_centre)
-    _check_grid_edge(energies, moments, eta_centre)
+    _check_usable_energies(energies, moments, eta_centre)
     states = moments.provenance.get("num_kept_states", moments.num_orbitals)  # k space: window states
     spacing = (moments.emax - moments.emin) / max(float(states), 1.0)
     if eta_centre < spacing:

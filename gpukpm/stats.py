@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mean_and_stderr", "complex_stderr", "per_sample_std", "independent_samples"]
+__all__ = ["mean_and_stderr", "complex_stderr", "per_sample_std", "independent_samples", "EXACT_TRACES"]
+
+#: ``Moments.trace`` values whose single sample is exact (no stochastic error).
+EXACT_TRACES = ("exact", "kspace")
 
 
 def complex_stderr(values, axis: int = 0) -> np.ndarray:

@@ -21,6 +21,9 @@ sm = snakemake  # noqa: F821
 cfg = sm.params.config
 out_dir = os.path.dirname(sm.output.md)
 rs = cfg["realspace"]
+# independent samples of a real-space set: realisations (each with its vectors), or the vectors of one
+n_real = rs.get("realisations", 1)
+n_ind = n_real if n_real >= 2 else rs.get("trace", 1)
 
 
 def rel(path):
@@ -58,8 +61,6 @@ if "peaks" in sm.input.keys():
         peaks = json.load(fh)
     window = peaks["window"]
     ref = next(iter(peaks["peaks"].values()))["reference_W"]
-    n_real, n_vec = rs["realisations"], rs["trace"]
-    n_ind = n_real if n_real >= 2 else n_vec
     kind = "realisations (each with its vectors)" if n_real >= 2 else "random vectors"
     target = rs.get("target_rel_error", 0.05)
     lines += ["## Disorder (real space, total response)", "",
@@ -97,7 +98,7 @@ for case in sm.params.matched:
                   "Not compared: the sweep has no W = 0 or the parts have no 'total'.", ""]
         continue
     real, kfit = read_fit(real_csv), read_fit(k_csv)
-    dof = (rs["realisations"] if rs["realisations"] >= 2 else rs["trace"]) - 1  # independent samples − 1
+    dof = n_ind - 1
     rows, agreement = [], {}
     for key in ("chi_FL", "chi_DL"):
         kp = peak(kfit, key, rs.get("peak_window"))

@@ -21,17 +21,21 @@ def peak(fit: dict, key: str, window=None) -> dict:
     if not mask.any():
         raise ValueError(f"peak window {window} contains none of the energies {e.min()}..{e.max()}")
     values = np.where(mask, np.abs(fit[key]), -np.inf)
-    i = int(np.argmax(values))
-    err, std = fit.get(f"{key}_stderr"), fit.get(f"{key}_std")
-    return {"value": float(fit[key][i]), "stderr": float(err[i]) if err is not None else float("nan"),
-            "std": float(std[i]) if std is not None else float("nan"), "energy": float(e[i])}
+    return _entry(fit, key, int(np.argmax(values)))
 
 
 def at_energy(fit: dict, key: str, energy: float) -> dict:
     """Value, standard error and one-sample std of ``key`` at the tabulated energy nearest ``energy``."""
-    i = int(np.argmin(np.abs(fit["energy"] - energy)))
-    return {"value": float(fit[key][i]), "stderr": float(fit[f"{key}_stderr"][i]),
-            "std": float(fit.get(f"{key}_std", np.full(i + 1, np.nan))[i]), "energy": float(fit["energy"][i])}
+    return _entry(fit, key, int(np.argmin(np.abs(fit["energy"] - energy))))
+
+
+def _entry(fit: dict, key: str, i: int) -> dict:
+    """``{value, stderr, std, energy}`` of ``key`` at row ``i`` (NaN for a column the table lacks)."""
+    def column(name):
+        return float(fit[name][i]) if name in fit else float("nan")
+
+    return {"value": column(key), "stderr": column(f"{key}_stderr"), "std": column(f"{key}_std"),
+            "energy": float(fit["energy"][i])}
 
 
 def samples_needed(p: dict, target_rel_error: float, num_independent: int) -> float:
