@@ -38,8 +38,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import __version__
-from .moments import Moments
+from gpukpm import __version__
+from gpukpm.engine.moments import Moments
 
 __all__ = ["atomic_h5", "atomic_text", "save_moments", "load_moments", "save_response", "load_response",
            "response_csv", "read_kind", "to_json", "from_json"]
@@ -109,7 +109,7 @@ def read_kind(path) -> str:
 
 
 def save_moments(path, moments: Moments) -> None:
-    """Write a :class:`~gpukpm.moments.Moments` to ``path`` (atomic)."""
+    """Write a :class:`~gpukpm.engine.moments.Moments` to ``path`` (atomic)."""
     with atomic_h5(path, "moments") as fh:
         fh.create_dataset("mu_samples", data=moments.mu_samples)
         fh.create_dataset("sample_realisations", data=np.asarray(moments.sample_realisations, dtype=np.int64))
@@ -143,7 +143,7 @@ def load_moments(path) -> Moments:
 
 
 def save_response(path, response, provenance: dict | None = None) -> None:
-    """Write a :class:`~gpukpm.kubo.Response` (values, stderr, per-sample values, settings)."""
+    """Write a :class:`~gpukpm.response.kubo.Response` (values, stderr, per-sample values, settings)."""
     with atomic_h5(path, "response") as fh:
         fh.create_dataset("energies", data=response.energies)
         fh.create_dataset("values", data=response.values)
@@ -162,7 +162,7 @@ def save_response(path, response, provenance: dict | None = None) -> None:
 
 def load_response(path):
     """Read a response file written by :func:`save_response`."""
-    from .kubo import Response
+    from gpukpm.response.kubo import Response
 
     with h5py.File(path, "r") as fh:
         kind = fh.attrs.get("gpukpm_kind")

@@ -43,7 +43,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .stats import independent_samples
+from gpukpm.engine.stats import independent_samples
 
 __all__ = [
     "PARAMETERS",
@@ -425,7 +425,7 @@ def fit_samples(magnetizations, samples, realisations=None, *, exact: bool = Fal
 
         p̄ = (1/n) Σ_s p_s,    Cov(p̄) = (1/n) · 1/(n − 1) Σ_s (p_s − p̄)(p_s − p̄)ᵀ
 
-    over the n independent samples (:func:`gpukpm.stats.independent_samples`:
+    over the n independent samples (:func:`gpukpm.engine.stats.independent_samples`:
     realisation means when ``realisations`` has two or more ids, the samples
     themselves otherwise), whatever the correlations between configurations.
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from gpukpm import __version__
 
 __all__ = ["main", "parse_energies"]
 
@@ -42,7 +42,7 @@ def parse_energies(text: str) -> np.ndarray:
 
 
 def _cmd_info(args) -> int:
-    from .backend import get_backend, gpu_status
+    from gpukpm.engine.backend import get_backend, gpu_status
 
     usable, reason = gpu_status()
     info = dict(get_backend(args.backend).device_info(), gpu_usable=usable, gpu_status=reason,
@@ -52,10 +52,10 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_dos(args) -> int:
-    from . import io
-    from .config import build_model, energy_grid, load_config
-    from .dos import dos
-    from .moments import dos_moments
+    from gpukpm.run import io
+    from gpukpm.run.config import build_model, energy_grid, load_config
+    from gpukpm.response.dos import dos
+    from gpukpm.engine.realspace import dos_moments
 
     cfg = load_config(args.config)
     if cfg["system"]["shape"] is None:
@@ -90,8 +90,8 @@ def _cmd_dos(args) -> int:
 
 
 def _cmd_moments(args) -> int:
-    from .config import load_config
-    from .parallel import TaskFailed, run_moments
+    from gpukpm.run.config import load_config
+    from gpukpm.run.parallel import TaskFailed, run_moments
 
     cfg = load_config(args.config)
     if cfg["system"]["shape"] is None:
@@ -105,9 +105,9 @@ def _cmd_moments(args) -> int:
 
 
 def _cmd_kspace(args) -> int:
-    from . import io
-    from .config import build_model, load_config
-    from .kspace import kspace_moments
+    from gpukpm.run import io
+    from gpukpm.run.config import build_model, load_config
+    from gpukpm.engine.kspace import kspace_moments
 
     cfg = load_config(args.config)
     if cfg["kspace"] is None:
@@ -125,8 +125,8 @@ def _cmd_kspace(args) -> int:
 
 
 def _cmd_response(args) -> int:
-    from . import io
-    from .kubo import kubo_response
+    from gpukpm.run import io
+    from gpukpm.response.kubo import kubo_response
 
     moments = io.load_moments(args.moments)
     resp = kubo_response(moments, args.energies, kernel=args.kernel, part=args.part,
@@ -140,15 +140,15 @@ def _cmd_response(args) -> int:
 
 
 def _cmd_aggregate(args) -> int:
-    from .aggregate import aggregate
+    from gpukpm.run.aggregate import aggregate
 
     aggregate([Path(f) for f in args.files], Path(args.output))
     return 0
 
 
 def _save_torques(path, csv, energies, fit, mags, meta) -> None:
-    from . import io
-    from .torque import save_csv
+    from gpukpm.run import io
+    from gpukpm.torque.decomposition import save_csv
 
     with io.atomic_h5(path, "torques") as fh:
         fh.create_dataset("energies", data=energies)
@@ -164,8 +164,8 @@ def _save_torques(path, csv, energies, fit, mags, meta) -> None:
 
 def _torque_samples(paths):
     """Per-sample S of the response files (one per magnetisation): (S, C, 3, E), realisations, exact, energies."""
-    from . import io
-    from .stats import EXACT_TRACES
+    from gpukpm.run import io
+    from gpukpm.engine.stats import EXACT_TRACES
 
     mags, samples, keys, energies, meta = [], [], None, None, {}
     for path in paths:
@@ -192,12 +192,12 @@ def _torque_samples(paths):
 
 
 def _cmd_torques(args) -> int:
-    from . import io
-    from .torque import fit_samples
+    from gpukpm.run import io
+    from gpukpm.torque.decomposition import fit_samples
 
     if args.run:
-        from .config import load_config
-        from .configurations import run_configurations
+        from gpukpm.run.config import load_config
+        from gpukpm.run.configurations import run_configurations
 
         cfg = load_config(args.run)
         if args.part not in cfg["response"]["parts"]:
@@ -279,7 +279,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .backend import BackendUnavailable
+    from gpukpm.engine.backend import BackendUnavailable
 
     args = _parser().parse_args(argv)
     try:
