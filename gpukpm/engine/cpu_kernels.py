@@ -28,6 +28,8 @@ import sys
 
 import numpy as np
 
+from gpukpm.atomic import atomic_text
+
 __all__ = ["available", "chebyshev_step", "chebyshev_step_into", "apply_rows", "stencil_step_into",
            "stencil_apply", "limit_threads"]
 
@@ -200,10 +202,7 @@ def _compiled_interior(source: str):
     name = "gpukpm_stencil_" + hashlib.sha1(source.encode()).hexdigest()[:20]
     path = os.path.join(kernel_directory(), name + ".py")
     if not os.path.exists(path):  # atomic: a concurrent process sees the whole file or none
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as fh:
-            fh.write(source)
-        os.replace(tmp, path)
+        atomic_text(path, source)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # Numba's cache re-imports the module by name

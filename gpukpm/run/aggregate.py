@@ -26,10 +26,8 @@ refused: it would count one random vector twice.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from gpukpm import __version__
@@ -114,16 +112,6 @@ def aggregate(files, output) -> Path:
     if output.resolve() in {f.resolve() for f in files}:
         raise ValueError(f"the output {output} is also an input")
     merged = combine([io.load_moments(f) for f in files], names=files)
-    partial = output.with_name(f".{output.name}.aggregate.tmp")
-    try:
-        mean, stderr = mean_and_stderr(merged.mu_samples, merged.sample_realisations)
-        io.save_moments(partial, merged)
-        with h5py.File(partial, "a") as fh:
-            fh.create_dataset("mu_mean", data=mean)
-            fh.create_dataset("mu_stderr", data=stderr)
-        with open(partial, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
+    mean, stderr = mean_and_stderr(merged.mu_samples, merged.sample_realisations)
+    io.save_moments(output, merged, extra={"mu_mean": mean, "mu_stderr": stderr})
     return output

@@ -71,19 +71,9 @@ def _cmd_dos(args) -> int:
                           progress=not args.quiet)
     result = dos(moments, energies, kernel=cfg["dos"]["kernel"],
                  orbitals_per_cell=model.orbitals_per_cell)
-    with io.atomic_h5(args.output, "dos") as fh:
-        fh.create_dataset("energies", data=result.energies)
-        fh.create_dataset("dos", data=result.values)
-        fh.create_dataset("stderr", data=result.stderr)
-        fh.create_dataset("mu_samples", data=moments.mu_samples)
-        fh.attrs.update(kernel=result.kernel, num_moments=result.num_moments, eta=result.eta,
-                        units=result.units, a=moments.a, b=moments.b,
-                        config=io.to_json(cfg), parameters=io.to_json(moments.parameters),
-                        provenance=io.to_json(moments.provenance))
+    io.save_dos(args.output, result, moments, config=cfg)
     if args.csv:
-        rows = np.column_stack([result.energies, result.values, result.stderr])
-        io.atomic_text(args.csv, "energy_eV,dos_per_cell_eV,stderr\n"
-                       + "\n".join(",".join(f"{v:.17g}" for v in r) for r in rows) + "\n")
+        io.atomic_text(args.csv, io.dos_csv(result))
     print(f"wrote {args.output}: DOS on {len(energies)} energies, N = {result.num_moments}, "
           f"eta = {result.eta:.4g} eV", file=sys.stderr)
     return 0
@@ -148,18 +138,10 @@ def _cmd_aggregate(args) -> int:
 
 def _save_torques(path, csv, energies, fit, mags, meta) -> None:
     from gpukpm.run import io
-    from gpukpm.torque.decomposition import save_csv
 
-    with io.atomic_h5(path, "torques") as fh:
-        fh.create_dataset("energies", data=energies)
-        fh.create_dataset("magnetizations", data=mags)
-        for name, column in fit.as_arrays().items():
-            fh.create_dataset(name, data=column)
-        fh.create_dataset("covariance", data=fit.covariance)
-        fh.attrs["num_samples"] = fit.num_samples
-        fh.attrs["metadata"] = io.to_json(meta)
+    io.save_torques(path, energies, fit, mags, meta)
     if csv:
-        save_csv(csv, energies, fit)
+        io.save_torques_csv(csv, energies, fit)
 
 
 def _torque_samples(paths):
@@ -205,14 +187,7 @@ def _cmd_torques(args) -> int:
         res = run_configurations(cfg, progress=not args.quiet)
         part = args.part
         result = fit_samples(res.magnetizations, res.samples[part], res.sample_realisations, exact=res.exact)
-        with io.atomic_h5(str(args.output) + ".responses.h5", "configuration_responses") as fh:
-            fh.create_dataset("magnetizations", data=res.magnetizations)
-            fh.create_dataset("energies", data=res.energies)
-            for p in res.values:
-                fh.create_dataset(f"{p}/values", data=res.values[p])
-                fh.create_dataset(f"{p}/stderr", data=res.stderr[p])
-                fh.create_dataset(f"{p}/samples", data=res.samples[p])
-            fh.attrs["metadata"] = io.to_json(res.metadata)
+        io.save_configuration_responses(str(args.output) + ".responses.h5", res)
         _save_torques(args.output, args.csv, res.energies, result, res.magnetizations,
                       dict(res.metadata, part=part, config=cfg))
         return 0

@@ -112,10 +112,10 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from gpukpm import __version__
+from gpukpm.atomic import TEMPORARY_GLOB
 from gpukpm.engine import cpu_kernels
 from gpukpm.run import io
 from gpukpm.engine.backend import get_backend
@@ -361,11 +361,6 @@ def tasks_folder(output) -> Path:
     return output.with_name(output.name + ".tasks")
 
 
-def _read_provenance(path) -> dict:
-    with h5py.File(path, "r") as fh:
-        return io.from_json(fh.attrs.get("provenance", ""))
-
-
 # ----------------------------------------------------------------------------- planning (rank 0)
 @dataclass(frozen=True)
 class _Plan:
@@ -390,7 +385,7 @@ def _plan(cfg: dict, output: Path, resume: bool, comm, progress: bool) -> _Plan:
     tasks = tuple(make_tasks(cfg))
     if resume and output.exists():
         try:
-            prov = _read_provenance(output)
+            prov = io.read_provenance(output)
         except OSError as exc:
             raise ResumeMismatch(f"{output} exists and is not a readable gpukpm file ({exc}); remove it or "
                                  "rerun with --no-resume to overwrite it") from None
@@ -419,7 +414,7 @@ def _plan(cfg: dict, output: Path, resume: bool, comm, progress: bool) -> _Plan:
             "fingerprint": fp, "fingerprinted": fp_cfg, "num_tasks": len(tasks), "gpukpm": __version__,
             "scaling": {k: getattr(scaling, k) for k in ("a", "b", "emin", "emax", "epsilon")},
         }, indent=1, sort_keys=True))
-    for stale in folder.glob(".task-*.tmp"):  # left by a job killed inside an atomic write
+    for stale in folder.glob(TEMPORARY_GLOB.format(name="task-*")):  # left by a job killed mid-write
         stale.unlink()
     kpm = cfg["kpm"]
     N = kpm["num_moments"] or num_moments_for(cfg["response"]["kernel"], kpm["eta"], scaling.a,
@@ -430,7 +425,7 @@ def _plan(cfg: dict, output: Path, resume: bool, comm, progress: bool) -> _Plan:
         if not path.exists():
             continue
         try:
-            record = _read_provenance(path).get("task", {})
+            record = io.read_provenance(path).get("task", {})
         except OSError as exc:
             _log(comm, f"{path} is unreadable ({exc}): {task.describe()} is recomputed", True)
             continue
