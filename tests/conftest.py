@@ -1,4 +1,5 @@
-"""Shared fixtures: the CUDA emulator (``tests/cuda_emulator``) imported as ``cupy``."""
+"""Shared fixtures: the exact-diagonalisation reference and the CUDA emulator (``tests/cuda_emulator``)
+imported as ``cupy``."""
 from __future__ import annotations
 
 import importlib
@@ -6,11 +7,32 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EMULATOR = Path(__file__).parent / "cuda_emulator"
 needs_compiler = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                                     reason="the emulated RawKernel needs a host C++ compiler")
+
+
+@pytest.fixture(scope="session")
+def eigenbasis():
+    """Exact diagonalisation of a real-space System: ``eigenbasis(system, *names)`` → ``(E, [A_1, ...])``
+    with E the eigenvalues (eV) and ``A_ij = ⟨i|A|j⟩`` the named operators in the eigenbasis; one dense
+    ``eigh`` per system for the whole session."""
+    solved = {}
+
+    def solve(system, *names):
+        if id(system) not in solved:
+            E, V = np.linalg.eigh(system.hamiltonian.toarray())
+            solved[id(system)] = (system, E, V, {})  # the system is kept so that its id stays unique
+        _, E, V, operators = solved[id(system)]
+        for name in names:
+            if name not in operators:
+                operators[name] = V.conj().T @ system.operator(name).toarray() @ V
+        return E, [operators[name] for name in names]
+
+    return solve
 
 
 def _clear_gpukpm_device_caches():

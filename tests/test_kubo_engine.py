@@ -26,21 +26,19 @@ def disordered():
     return model.real_space(shape=(5, 6), disorder=1.5, seed=11, realisation=2)
 
 
-def _ed_moments(system, left, right, mom):
+def _ed_moments(eigenbasis, system, left, right, mom):
     """μ_nm = Σ_ij A_ij T_n(E_j) B_ji T_m(E_i) / D in the eigenbasis (A_ij = ⟨i|A|j⟩)."""
-    E, V = np.linalg.eigh(system.hamiltonian.toarray())
-    A = V.conj().T @ system.operator(left).toarray() @ V
-    B = V.conj().T @ system.operator(right).toarray() @ V
+    E, (A, B) = eigenbasis(system, left, right)
     T = np.cos(np.arange(mom.num_moments)[None, :] * np.arccos((E - mom.b) / mom.a)[:, None])
     return np.einsum("jn,ij,ji,im->nm", T, A, B, T) / len(E)
 
 
-def test_exact_moments_match_exact_diagonalisation(disordered):
+def test_exact_moments_match_exact_diagonalisation(disordered, eigenbasis):
     mom = kpm.kubo_moments(disordered, left=("sx", "sy", "sz"), right="jx", num_moments=24, trace="exact",
                            progress=False)
     assert mom.mu.shape == (3, 24, 24)
     for k, name in enumerate(("sx", "sy", "sz")):
-        ref = _ed_moments(disordered, name, "jx", mom)
+        ref = _ed_moments(eigenbasis, disordered, name, "jx", mom)
         assert np.abs(mom.mu[k] - ref).max() <= 1e-10 * np.abs(ref).max()
 
 
@@ -64,12 +62,10 @@ def test_left_operators_together_equal_separate_runs(disordered):
         np.testing.assert_allclose(together.mu_samples[:, k], alone.mu_samples[:, 0], rtol=0, atol=1e-14)
 
 
-def _kernel_function_reference(system, left, mom, kernel, energies, lam=4.0):
+def _kernel_function_reference(eigenbasis, system, left, mom, kernel, energies, lam=4.0):
     """Eq. 3 evaluated by ED with the same truncated kernel series (an independent quadrature)."""
     N = mom.num_moments
-    E, V = np.linalg.eigh(system.hamiltonian.toarray())
-    A = V.conj().T @ system.operator(left).toarray() @ V
-    B = V.conj().T @ system.operator("jx").toarray() @ V
+    E, (A, B) = eigenbasis(system, left, "jx")
     M = B * A.T  # M_ij = B_ij A_ji: Tr[B δ A ∂G] = Σ_ij B_ij δ(E_j) A_ji ∂G(E_i)
     n = np.arange(N)
     g = kernels.kernel_factors(kernel, N, lam) / np.where(n == 0, 2.0, 1.0)
@@ -88,24 +84,22 @@ def _kernel_function_reference(system, left, mom, kernel, energies, lam=4.0):
 
 
 @pytest.mark.parametrize("kernel", ["jackson", "lorentz"])
-def test_reconstruction_matches_kernel_series_by_ed(disordered, kernel):
+def test_reconstruction_matches_kernel_series_by_ed(disordered, eigenbasis, kernel):
     mom = kpm.kubo_moments(disordered, left=("sx",), num_moments=64, trace="exact", progress=False)
     energies = np.array([-2.0, -0.4, 0.5, 1.7])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         got = kpm.kubo_response(mom, energies, kernel=kernel, part="total").values[0]
-    ref = _kernel_function_reference(disordered, "sx", mom, kernel, energies)
+    ref = _kernel_function_reference(eigenbasis, disordered, "sx", mom, kernel, energies)
     assert np.abs(got - ref).max() <= 2e-6 * np.abs(ref).max()  # 7e-7 reached at oversample 32
 
 
-def _lorentzian_ed(system, left, energies, eta_of, lower):
+def _lorentzian_ed(eigenbasis, system, left, energies, eta_of, lower):
     """Eq. 3 by ED with a Lorentzian broadening η(ε): sea and surface parts.
 
     ``eta_of(ε)`` → (η, dη/dε); the sea integrand uses ∂_ε G⁺(ε; η(ε)) with the chain rule.
     """
-    E, V = np.linalg.eigh(system.hamiltonian.toarray())
-    A = V.conj().T @ system.operator(left).toarray() @ V
-    B = V.conj().T @ system.operator("jx").toarray() @ V
+    E, (A, B) = eigenbasis(system, left, "jx")
     M = B * A.T  # Σ_ij δ(E_j) M_ij ∂G(E_i) = Tr[B δ A ∂G]
     sea = []
     for ef in energies:
@@ -121,13 +115,15 @@ def _lorentzian_ed(system, left, energies, eta_of, lower):
     return np.array(sea), surface
 
 
-def test_lorentz_kernel_converges_to_lorentzian_broadening():
+def test_lorentz_kernel_converges_to_lorentzian_broadening(eigenbasis):
     """Lorentz kernel vs ED with a Lorentzian of the kernel's width η(ε) = (λa/N)√(1 − x²).
 
-    The Fermi-sea difference shrinks as N grows (measured 2.0e-2, 4.1e-3, 1.0e-3 of the response
-    scale for N = 128, 256, 512 on this 12×14 lattice).  The surface part keeps
-    a few-% difference while η is a few level spacings: the kernel broadens with a Poisson kernel in
-    θ = arccos x, not with a Lorentzian in ε.
+    The Lorentz kernel's δ is a Poisson kernel in θ = arccos x whose width λ/N → 0; it differs from a
+    Lorentzian in ε of the same width η(ε) at order η/a at least, so the Fermi-sea difference must
+    shrink at least as 1/N: by at least 2 per doubling of N (measured 2.0e-2, 4.1e-3, 1.0e-3 of the
+    response scale for N = 128, 256, 512 on this 12×14 lattice).  The surface part is not compared:
+    while η is a few level spacings it depends on the kernel's shape, not only its width (a few %;
+    the kernel series itself is checked against ED in ``test_reconstruction_matches_kernel_series_by_ed``).
     """
     model = models.GrapheneRashba(t=2.7, rashba=0.4, exchange=0.6, mass=0.2, magnetization=(0.6, 0.0, 0.8))
     system = model.real_space(shape=(12, 14), disorder=1.5, seed=3)
@@ -143,17 +139,13 @@ def test_lorentz_kernel_converges_to_lorentzian_broadening():
             return lam * mom.a * root / N, -lam * x / (root * N)
 
         lower = mom.emin - 2.0  # the Lorentzian tails below the spectrum are part of Eq. 3
-        sea_ed, surf_ed = _lorentzian_ed(system, "sy", energies, eta_of, lower)
+        sea_ed, surf_ed = _lorentzian_ed(eigenbasis, system, "sy", energies, eta_of, lower)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             sea = kpm.kubo_response(mom, energies, kernel="lorentz", part="sea").values[0]
-            surf = kpm.kubo_response(mom, energies, kernel="lorentz", part="surface").values[0]
         scale = np.abs(sea_ed).max() + np.abs(surf_ed).max()
-        errors.append((np.abs(sea - sea_ed).max() / scale, np.abs(surf - surf_ed).max() / scale))
-    sea_err = [e[0] for e in errors]
-    assert sea_err[0] > sea_err[1] > sea_err[2]
-    assert sea_err[2] < 2e-3
-    assert max(e[1] for e in errors) < 0.08  # measured 6.4 % (N = 512)
+        errors.append(np.abs(sea - sea_ed).max() / scale)
+    assert errors[1] < errors[0] / 2 and errors[2] < errors[1] / 2
 
 
 def test_total_is_sea_plus_surface_and_current_current_identities(disordered):
