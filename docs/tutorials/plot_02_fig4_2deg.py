@@ -1,6 +1,6 @@
 """
 2. The paper's Fig. 4: Kubo-Bastin against Boltzmann, and the kernel's τ
-========================================================================
+============================================================================
 
 The magnetic Rashba two-dimensional electron gas (2DEG) has closed-form Boltzmann torques (the
 paper's Eqs. 13–14). This tutorial computes the same torques with KPM in k space at the paper's
@@ -97,9 +97,9 @@ axes[0, 0].legend(fontsize=8)
 fig.tight_layout()
 
 # %%
-# Above the pseudogap the two theories agree to a fraction of a percent once τ is the kernel's;
-# with the naive ``τ = ħ/(2η_J)`` the field-like torque would come out 1.85 times too small.
-# Inside the pseudogap (``|ε| < J/2`` in Fig. 4a) Boltzmann theory is not expected to hold.
+# Above the pseudogap (``ε > J/2`` in Fig. 4a), where the paper compares, the two theories agree
+# to a fraction of a percent once τ is the kernel's; with the naive ``τ = ħ/(2η_J)`` the
+# field-like torque would come out 1.85 times too small.
 #
 # The Lorentz kernel
 # ------------------

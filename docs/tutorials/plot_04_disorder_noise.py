@@ -1,6 +1,6 @@
 """
 4. Disorder and noise: a W sweep, the per-vector variance, variance-reduced estimators
-=====================================================================================
+==========================================================================================
 
 Anderson disorder of strength W, a small sweep at a common broadening, how noisy one random
 vector is, and how a diluted estimator cuts that noise — the numbers from which a production run
@@ -21,9 +21,9 @@ import numpy as np
 from gpukpm import kpm, models
 
 model = models.GrapheneRashba(t=2.7, rashba=0.3, exchange=0.4, mass=0.0, magnetization=(0, 0, 1))
-SHAPE, N, VECTORS, BOUNDS = (12, 12), 128, 8, (-10.0, 10.0)
+SHAPE, N, VECTORS, BOUNDS = (64, 64), 128, 8, (-10.0, 10.0)
 W_VALUES = (0.0, 1.0, 2.0)  # eV
-energies = np.linspace(-2.5, 2.5, 201)
+energies = np.linspace(-2.0, 2.0, 161)
 
 surface = {}
 for W in W_VALUES:
@@ -69,13 +69,13 @@ for estimator in ("plain", "spin_diluted"):
     r = kpm.kubo_response(mom, energies, part="total")
     std[estimator] = r.per_sample_std
     print(estimator, "->", mom.provenance["estimator"])
-inside = np.abs(energies) < 2.0
+inside = np.abs(energies) < 1.5
 for k, name in enumerate(("sx", "sy")):
     ratio = np.median((std["plain"][k] / std["spin_diluted"][k])[inside] ** 2)
     print(f"{name}: variance per vector, plain / spin_diluted = {ratio:.0f} (at 2× the cost per vector)")
 
 # %%
-# On this 12 × 12 lattice with exaggerated couplings the gain is a few; on the paper's lattices
+# On this small lattice with exaggerated couplings the gain is modest; on the paper's lattices
 # the variance ratio for S_x, S_y is 10²–10³ (``benchmarks/README.md``,
 # "Variance"), i.e. the same error bar with 50–500 times fewer vectors of twice the cost.
 #

@@ -1,6 +1,6 @@
 """
 5. Your own model and operators
-===============================
+===================================
 
 The engine needs little from a system: a sparse Hamiltonian, its size and area, and the
 operators as sparse matrices. This tutorial builds a model that gpukpm does not ship — graphene
@@ -32,7 +32,7 @@ import scipy.sparse as sp
 
 from gpukpm import kpm, models
 
-T, RASHBA, EXCHANGE, SHAPE = 2.7, 0.3, 0.4, (12, 12)
+T, RASHBA, EXCHANGE, SHAPE = 2.7, 0.3, 0.4, (48, 48)
 PAULI = {"x": np.array([[0, 1], [1, 0]]), "y": np.array([[0, -1j], [1j, 0]]), "z": np.diag([1.0, -1.0])}
 
 # %%
@@ -90,7 +90,7 @@ s_y_staggered = sp.kron(sp.diags(sublattice_sign), PAULI["y"], format="csr")
 j_x = base_system.operator("jx")
 
 neel = make_system((0, 0, 1), staggered=True)
-energies = np.linspace(-3.0, 3.0, 241)
+energies = np.linspace(-2.0, 2.0, 161)
 mom = {}
 for name, system in (("ferromagnet", ferro), ("Néel antiferromagnet", neel)):
     mom[name] = kpm.kubo_moments(system, left=(s_y, s_y_staggered), right=j_x, num_moments=128, trace=6,
