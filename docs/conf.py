@@ -22,6 +22,11 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("GPUKPM_QUIET", "1")
 # the guide runs on any machine: CPU unless the builder asks otherwise
 os.environ.setdefault("GPUKPM_BACKEND", "cpu")
+# One thread for the tutorials' small matrices: on a shared 2-core machine, threaded BLAS and Numba
+# oversubscribed by other jobs took the tutorials 10× longer (measured: 139 s against 15 s for the
+# disorder tutorial at load 10). Set these variables before the build to use more threads.
+for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 import gpukpm  # noqa: E402
 

@@ -25,6 +25,9 @@ IN_CI_BUILD = bool(os.environ.get("GPUKPM_DOCS_CI"))
 HAVE_SPHINX = all(importlib.util.find_spec(m) for m in ("sphinx", "myst_parser", "sphinx_gallery", "sphinxarg",
                                                         "furo"))
 TUTORIAL_SECONDS = 120  # each tutorial takes ≤ 30 s on 2 cores; the margin is for a loaded machine
+# one thread, as in docs/conf.py: the tutorials are small, and threads oversubscribe a shared machine
+SINGLE_THREAD = {var: os.environ.get(var, "1")
+                 for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 # The public names of the README as it stood before the guide (commit 16e7043): each must stay
 # documented somewhere in the guide's sources.
@@ -88,8 +91,8 @@ def test_every_tutorial_is_in_the_guide():
 @pytest.mark.parametrize("script", TUTORIALS, ids=[p.stem for p in TUTORIALS])
 def test_tutorial_runs(script, tmp_path):
     pytest.importorskip("matplotlib")
-    env = dict(os.environ, MPLBACKEND="Agg", GPUKPM_QUIET="1", GPUKPM_BACKEND=os.environ.get("GPUKPM_BACKEND", "cpu"),
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, **SINGLE_THREAD, MPLBACKEND="Agg", GPUKPM_QUIET="1",
+               GPUKPM_BACKEND=os.environ.get("GPUKPM_BACKEND", "cpu"), PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=TUTORIAL_SECONDS)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]

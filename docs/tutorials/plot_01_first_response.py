@@ -19,18 +19,18 @@ the spin density ``S = χ E`` it induces is what exerts the spin-orbit torque on
 # Every model is a validated dataclass (units: eV, nm). ``real_space`` builds the Hamiltonian of
 # an ``L1 × L2`` supercell with periodic boundaries (a "flake" without edges), optionally with
 # Anderson disorder of strength ``W`` (uniform on-site energies in ``[−W/2, W/2]``). The couplings
-# here are exaggerated (λ_R = 0.3 eV, J = 0.4 eV, as in the demo pipeline) so that a 96 × 96
-# lattice resolves the torques at the broadening η ≈ 0.2 eV that N = 160 moments give; the paper's
+# here are exaggerated (λ_R = 0.3 eV, J = 0.4 eV, as in the demo pipeline) so that a 64 × 64
+# lattice resolves the torques at the broadening η ≈ 0.25 eV that N = 128 moments give; the paper's
 # regime is λ_R ≪ J ≪ t. The lattice must resolve η: the k spacing at the Dirac point,
-# ``ħv·2π/(La)`` = 0.15 eV for L = 96, stays below it (a 16 × 16 lattice would show finite-size
-# oscillations instead of torques).
+# ``ħv·2π/(La)`` = 0.23 eV for L = 64, stays below it (a 16 × 16 lattice would show finite-size
+# oscillations instead of torques; the demo pipeline takes 96 × 96 and η = 0.2 eV).
 import matplotlib.pyplot as plt
 import numpy as np
 
 from gpukpm import kpm, models
 
 model = models.GrapheneRashba(t=2.7, rashba=0.3, exchange=0.4, mass=0.0, magnetization=(0, 0, 1))
-system = model.real_space(shape=(96, 96), disorder=0.0, seed=1, realisation=0)
+system = model.real_space(shape=(64, 64), disorder=0.0, seed=1, realisation=0)
 print(model)
 print(f"D = {system.num_orbitals} orbitals, area Ω = {system.area:.2f} nm², H is {type(system.hamiltonian).__name__}")
 
@@ -49,7 +49,7 @@ print("jx:", jx.shape, f"{jx.nnz} non-zeros")
 # estimates the trace with 8 random-phase vectors (``trace="exact"`` uses all D basis vectors: fine
 # for a few thousand orbitals). The moments are stored raw, one sample per vector, so every
 # quantity linear in them comes with an error bar.
-mom = kpm.kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments=160, trace=8, seed=0,
+mom = kpm.kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments=128, trace=8, seed=0,
                        progress=False)
 print("mu:", mom.mu.shape, " samples:", mom.mu_samples.shape, f" a = {mom.a:.3f} eV, b = {mom.b:.3f} eV")
 
@@ -81,7 +81,7 @@ for ax, name in zip(axes, ("sx", "sy")):
     ax.set_xlabel("ε_F (eV)")
     ax.set_title(f"{name[0].upper()}_{name[1]} / E  ((V·nm)⁻¹)")
 axes[0].legend()
-fig.suptitle("96 × 96 Rashba-exchange graphene, m̂ = ẑ, N = 160, 8 vectors (bands: ±2σ)")
+fig.suptitle("64 × 64 Rashba-exchange graphene, m̂ = ẑ, N = 128, 8 vectors (bands: ±2σ)")
 fig.tight_layout()
 
 # %%

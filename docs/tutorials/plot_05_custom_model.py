@@ -32,7 +32,7 @@ import scipy.sparse as sp
 
 from gpukpm import kpm, models
 
-T, RASHBA, EXCHANGE, SHAPE = 2.7, 0.3, 0.4, (48, 48)
+T, RASHBA, EXCHANGE, SHAPE = 2.7, 0.3, 0.4, (40, 40)
 PAULI = {"x": np.array([[0, 1], [1, 0]]), "y": np.array([[0, -1j], [1j, 0]]), "z": np.diag([1.0, -1.0])}
 
 # %%
@@ -93,7 +93,7 @@ neel = make_system((0, 0, 1), staggered=True)
 energies = np.linspace(-2.0, 2.0, 161)
 mom = {}
 for name, system in (("ferromagnet", ferro), ("Néel antiferromagnet", neel)):
-    mom[name] = kpm.kubo_moments(system, left=(s_y, s_y_staggered), right=j_x, num_moments=128, trace=6,
+    mom[name] = kpm.kubo_moments(system, left=(s_y, s_y_staggered), right=j_x, num_moments=128, trace=4,
                                  seed=0, progress=False)
     print(name, "left operators recorded as", mom[name].left)
 
