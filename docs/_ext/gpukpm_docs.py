@@ -203,7 +203,32 @@ def plain_text_docstring(app, what, name, obj, options, lines):
         out.append(_escape_pipes(line))
         if stripped.endswith("::"):
             literal_indent = indent
-    lines[:] = out
+    lines[:] = _descriptions_not_types(out)
+
+
+_PARAMETER = re.compile(r"^(\s*)([\w*][\w, /*]*?) : (.+)$")
+_FIELD_SECTIONS = {"parameters", "other parameters", "returns", "attributes", "keyword arguments"}
+
+
+def _descriptions_not_types(lines: list[str]) -> list[str]:
+    """gpukpm writes ``name : what it is`` on one line; numpydoc would read the text after the colon
+    as a type.  Where it is prose (long, literal, or a sentence) it becomes the description."""
+    out, section = [], None
+    for i, line in enumerate(lines):
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if line.strip() and _UNDERLINE.match(nxt):
+            section = line.strip().lower()
+        m = _PARAMETER.match(line) if section in _FIELD_SECTIONS else None
+        if m:
+            indent, name, rest = m.groups()
+            following = next((x for x in lines[i + 1:] if x.strip()), "")
+            deeper = len(following) - len(following.lstrip()) > len(indent)
+            is_type = deeper and len(rest) <= 40 and "``" not in rest and not rest.rstrip().endswith(".")
+            if not is_type:
+                out += [indent + name, indent + "    " + rest]
+                continue
+        out.append(line)
+    return out
 
 
 def _escape_pipes(line: str) -> str:
