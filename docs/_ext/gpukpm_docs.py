@@ -5,9 +5,13 @@
   from :data:`SCHEMA_SOURCES`, one callable per schema, so a page never copies a schema by hand.
 * :func:`cli_parser` hands sphinx-argparse the ``gpukpm`` command's argparse parser.
 
-When issue 17 (pydantic configuration models) lands, the run configuration's entry of
-:data:`SCHEMA_SOURCES` becomes one line, ``"run": lambda: <Model>.model_json_schema()``; the renderer
-already reads pydantic's JSON Schema (``$defs``, ``anyOf``, ``allOf``, ``title``).
+Issue 17 (pydantic configuration models, ``gpukpm.schema.json_schema(kind)``): :func:`_schema`
+takes the pydantic JSON Schema as soon as that module exists, and falls back to today's sources
+(the pipeline's ``workflow/schemas/config.schema.yaml``, the run configuration's
+``gpukpm.config.DEFAULTS``) until then.  Once it has landed, the switch is one line per schema
+in :data:`SCHEMA_SOURCES`, e.g. ``"run": lambda: gpukpm.schema.json_schema("run")``, and the
+fallbacks can go.  The renderer reads pydantic's JSON Schema (``$defs``, ``anyOf``, ``const``,
+``title``, unions of models).
 """
 from __future__ import annotations
 
@@ -39,9 +43,18 @@ def _run_schema() -> dict:
     return schema_from_defaults(config.DEFAULTS, "Run configuration of the gpukpm command (gpukpm.config).")
 
 
+def _schema(kind: str, fallback):
+    """The pydantic JSON Schema of ``kind`` (issue 17's ``gpukpm.schema``) where it exists, else ``fallback()``."""
+    try:
+        from gpukpm.schema import json_schema
+    except ImportError:
+        return fallback()
+    return json_schema(kind)
+
+
 SCHEMA_SOURCES = {
-    "pipeline": _pipeline_schema,
-    "run": _run_schema,  # issue 17: "run": lambda: gpukpm.config.<Model>.model_json_schema(),
+    "pipeline": lambda: _schema("pipeline", _pipeline_schema),  # issue 17: lambda: json_schema("pipeline")
+    "run": lambda: _schema("run", _run_schema),                 # issue 17: lambda: json_schema("run")
 }
 
 
@@ -77,6 +90,8 @@ def _resolve(schema: dict, root: dict) -> dict:
 
 
 def _type_text(schema: dict, root: dict) -> str:
+    if "$ref" in schema and "title" in _resolve(schema, root) and _resolve(schema, root).get("type") == "object":
+        return _resolve(schema, root)["title"]
     schema = _resolve(schema, root)
     for key in ("oneOf", "anyOf"):
         if key in schema:
@@ -136,6 +151,13 @@ def _children(schema: dict, root: dict, indent: str) -> list[str]:
     extra = schema.get("additionalProperties")
     if isinstance(extra, dict):
         out += _lines("(any name)", extra, root, False, indent)
+    for key in ("anyOf", "oneOf"):  # a union of models: the keys of each
+        for alternative in schema.get(key, []):
+            resolved = _resolve(alternative, root)
+            if resolved.get("properties") and "title" in resolved:
+                text = " ".join(str(resolved.get("description", "")).split())
+                out += [f"{indent}- *{resolved['title']}*" + (f" — {text}" if text else "")]
+                out += _children(resolved, root, indent + "  ")
     if out:
         out = [""] + out + [""]
     return out
