@@ -94,6 +94,9 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "remove_config_comments": True,
     "abort_on_example_error": True,
+    # every build runs every tutorial, changed or not (the code they call may have changed);
+    # GPUKPM_DOCS_REUSE=1 reuses the outputs of unchanged tutorials while editing prose
+    "run_stale_examples": not os.environ.get("GPUKPM_DOCS_REUSE"),
     "only_warn_on_example_error": False,
     "matplotlib_animations": False,
     "image_scrapers": ("matplotlib",),
