@@ -38,9 +38,29 @@ def _run_schema() -> dict:
     Today a schema derived from ``gpukpm.config.DEFAULTS`` (hand validation); issue 17 replaces it by
     the pydantic model's ``model_json_schema()``.
     """
-    from gpukpm import config
+    import dataclasses
 
-    return schema_from_defaults(config.DEFAULTS, "Run configuration of the gpukpm command (gpukpm.config).")
+    from gpukpm import config, models
+
+    schema = schema_from_defaults(config.DEFAULTS, "Run configuration of the gpukpm command (gpukpm.config).")
+    alternatives = []
+    for name in ("GrapheneRashba", "Rashba2DEGLattice", "Rashba2DEG", "Dirac"):
+        cls = getattr(models, name)
+        props = {"name": {"const": name}}
+        for f in dataclasses.fields(cls):
+            if f.name.startswith("_") or not f.init:
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else None
+            props[f.name] = schema_from_defaults(default) if default is not None else {}
+            props[f.name].pop("description", None)
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        alternatives.append({"title": name, "type": "object", "description": doc, "properties": props,
+                             "required": ["name"]})
+    schema["properties"] = {"model": {"type": "object", "description": "the model: name and parameters "
+                                      "(gpukpm.models), with its magnetization", "anyOf": alternatives},
+                            **schema["properties"]}
+    schema["required"] = ["model"]
+    return schema
 
 
 def _schema(kind: str, fallback):
@@ -64,8 +84,9 @@ def schema_from_defaults(defaults, description: str = "") -> dict:
     def node(value):
         if isinstance(value, dict):
             return {"type": "object", "properties": {k: node(v) for k, v in value.items()}}
-        kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}.get(type(value))
-        out = {"default": value}
+        kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+                tuple: "array"}.get(type(value))
+        out = {"default": list(value) if isinstance(value, tuple) else value}
         if kind:
             out["type"] = kind
         return out
@@ -95,7 +116,7 @@ def _type_text(schema: dict, root: dict) -> str:
     schema = _resolve(schema, root)
     for key in ("oneOf", "anyOf"):
         if key in schema:
-            return " or ".join(_type_text(s, root) for s in schema[key])
+            return " or ".join(_alternative_text(s, root) for s in schema[key])
     if "allOf" in schema:
         return " and ".join(_type_text(s, root) for s in schema["allOf"])
     kind = schema.get("type", "any")
@@ -108,6 +129,13 @@ def _type_text(schema: dict, root: dict) -> str:
     if "const" in schema:
         kind = f"{json.dumps(schema['const'])}"
     return kind
+
+
+def _alternative_text(schema: dict, root: dict) -> str:
+    resolved = _resolve(schema, root)
+    if resolved.get("properties") and "title" in resolved:
+        return resolved["title"]
+    return _type_text(schema, root)
 
 
 def _constraints(schema: dict) -> list[str]:

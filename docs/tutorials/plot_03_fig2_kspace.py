@@ -10,7 +10,7 @@ decomposition ``χ_FL, ξ_FL, χ_DL, χ_∥, χ_⊥, χ_tl`` (the paper's Eqs. 1
 
 The pipeline draws Fig. 2 at the paper's resolution (14691² k points, N = 581) from
 ``config/paper-workstation.yaml`` (cases ``fig2_massive`` and ``fig2_massless``); here a 4000²
-grid and N = 192 keep the build fast, at a broadening η ≈ 6 meV instead of 2 meV.
+grid and N = 192 keep the build fast, at a broadening η ≈ 5 meV instead of 1.6 meV.
 """
 
 # %%
