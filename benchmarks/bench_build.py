@@ -60,7 +60,7 @@ def measure(L: int) -> dict:
 
 
 def machine_info() -> dict:
-    from gpukpm.backend import get_backend
+    from gpukpm.engine.backend import get_backend
 
     info = get_backend("cpu").device_info()
     with open("/proc/meminfo") as fh:

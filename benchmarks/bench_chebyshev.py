@@ -37,7 +37,7 @@ import common  # noqa: E402
 
 
 def traffic_bytes(op, R: int, vector_touches: int = 3) -> dict:
-    from gpukpm.stencil import CellStencil
+    from gpukpm.models.stencil import CellStencil
 
     H2 = op.H2
     D = op.dim
@@ -100,8 +100,8 @@ def time_bare_product(backend, op, R: int, min_time: float, min_steps: int = 3) 
 
 
 def bench_size(backend, L: int, widths, min_time: float, copy_gbs: float, bare: bool) -> dict:
-    from gpukpm.chebyshev import RescaledOperator
-    from gpukpm.spectrum import rescaling
+    from gpukpm.engine.chebyshev import RescaledOperator
+    from gpukpm.engine.spectrum import rescaling
 
     system, t_build = common.model_system(L)
     H = system.hamiltonian
@@ -168,7 +168,7 @@ def _step_record(backend, op, R: int, min_time: float, copy_gbs: float) -> dict:
 
 
 def main(argv=None) -> dict:
-    from gpukpm.backend import get_backend
+    from gpukpm.engine.backend import get_backend
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", default="auto")

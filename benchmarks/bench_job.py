@@ -2,7 +2,7 @@
 with the time split into build, Chebyshev products, GEMM, reconstruction and I/O.
 
 The job is what the Snakemake pipeline runs per W × magnetisation × realisation chunk: the
-``gpukpm moments`` path (:func:`gpukpm.parallel.run_moments`: per-task checkpoint file, merge,
+``gpukpm moments`` path (:func:`gpukpm.run.parallel.run_moments`: per-task checkpoint file, merge,
 atomic HDF5 write), then ``gpukpm response`` for the parts total, sea and surface (load, Kubo-Bastin
 reconstruction on ``--energies`` Fermi energies, HDF5 + CSV write).  Benchmark honeycomb of
 ``common.MODEL`` (Rashba + exchange with tilted m̂ + mass), L × L cells, Anderson W = 1 eV, left
@@ -52,9 +52,9 @@ def job_config(L: int, N: int, backend: str) -> dict:
 
 
 def run_job(cfg: dict, energies: np.ndarray, workdir: Path) -> dict:
-    from gpukpm import io
-    from gpukpm.kubo import kubo_response
-    from gpukpm.parallel import run_moments
+    from gpukpm.run import io
+    from gpukpm.response.kubo import kubo_response
+    from gpukpm.run.parallel import run_moments
 
     moments_path = workdir / "moments.h5"
     t0 = time.perf_counter()
@@ -93,7 +93,7 @@ def run_job(cfg: dict, energies: np.ndarray, workdir: Path) -> dict:
 
 
 def main(argv=None) -> dict:
-    from gpukpm.backend import get_backend
+    from gpukpm.engine.backend import get_backend
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", default="auto")

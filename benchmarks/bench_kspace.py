@@ -41,8 +41,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from gpukpm.backend import get_backend  # noqa: E402
-from gpukpm.kspace import kspace_moments  # noqa: E402
+from gpukpm.engine.backend import get_backend  # noqa: E402
+from gpukpm.engine.kspace import kspace_moments  # noqa: E402
 from gpukpm.models import GrapheneRashba  # noqa: E402
 from gpukpm.torque import magnetizations  # noqa: E402
 

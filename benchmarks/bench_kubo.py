@@ -116,7 +116,7 @@ def run_spin_case(backend, L: int, N: int, ceil: Ceilings, block_size=None) -> d
 
 def predict(backend, L: int, N: int, measured: list, ceil: Ceilings, nA: int = len(LEFT), zg=None) -> dict:
     """Time of a spin case from the measured ones (same L preferred; else scaled by D)."""
-    from gpukpm.moments import DEFAULT_MEMORY_FRACTION, choose_block_size
+    from gpukpm.engine.realspace import DEFAULT_MEMORY_FRACTION, choose_block_size
 
     D = 4 * L * L
     budget = int(DEFAULT_MEMORY_FRACTION * backend.free_memory())
@@ -179,7 +179,7 @@ def run_sigma(backend, L: int, N: int, num_energies: int) -> list:
 
 
 def main(argv=None) -> dict:
-    from gpukpm.backend import get_backend
+    from gpukpm.engine.backend import get_backend
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", default="auto")

@@ -62,7 +62,7 @@ def _children_cpu() -> float:
 
 def run_once(cfg_path: Path, out: Path, mode: str) -> dict:
     """One fresh command; returns timings and the moments (not stored in the JSON)."""
-    from gpukpm.io import load_moments
+    from gpukpm.run.io import load_moments
 
     launcher, extra = MODES[mode][:2]
     env = dict(os.environ, GPUKPM_QUIET="1", PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
-    from gpukpm.backend import get_backend
+    from gpukpm.engine.backend import get_backend
 
     results = {}
     load_before = os.getloadavg()

@@ -229,7 +229,7 @@ def dump_system(system, path: str, seed: int = 0) -> None:
     """gpukpm's H, ĵ_x and random vector 0 for the kwant subprocess (untimed)."""
     import scipy.sparse
 
-    from gpukpm.random import random_phase_vectors
+    from gpukpm.models.random import random_phase_vectors
 
     scipy.sparse.save_npz(path + ".H.npz", scipy.sparse.csr_matrix(system.hamiltonian))
     scipy.sparse.save_npz(path + ".jx.npz", scipy.sparse.csr_matrix(system.operator("jx")))
@@ -239,7 +239,7 @@ def dump_system(system, path: str, seed: int = 0) -> None:
 def identical_hamiltonian_check(python: str, threads: int, L: int = 16, N: int = 64, samplings=(2, 16)) -> dict:
     """kwant's exact-trace raw output / area over gpukpm's exact-trace σ_xx (e²/h), same H and ĵ_x (untimed)."""
     from gpukpm import kpm
-    from gpukpm.spectrum import rescaling
+    from gpukpm.engine.spectrum import rescaling
 
     system = _system(L)
     with tempfile.TemporaryDirectory() as tmp:
@@ -280,7 +280,7 @@ def main():
         return
 
     import common
-    from gpukpm.backend import get_backend
+    from gpukpm.engine.backend import get_backend
 
     be = get_backend("cpu")
     py = str(Path(args.peer_venv) / "bin" / "python")

@@ -188,7 +188,7 @@ def identical_hamiltonian_check(python: str, base: dict, L: int = 24, N_target: 
     import scipy.sparse
 
     from gpukpm import kpm
-    from gpukpm.spectrum import rescaling
+    from gpukpm.engine.spectrum import rescaling
 
     energies = [-2.0, -1.0, -0.5, 0.5, 1.0, 2.0]
     with tempfile.TemporaryDirectory() as tmp:
@@ -216,7 +216,7 @@ def identical_hamiltonian_check(python: str, base: dict, L: int = 24, N_target: 
 
 def gpukpm_job(L, N, overrides, vectors=1, seed=0):
     from gpukpm import kpm, models
-    from gpukpm.spectrum import rescaling
+    from gpukpm.engine.spectrum import rescaling
 
     params = dict(t=T_HOP, rashba=RASHBA, exchange=EXCHANGE, mass=MASS, magnetization=(0, 0, 1))
     params.update(overrides)
@@ -258,7 +258,7 @@ def main():
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import common
-    from gpukpm.backend import get_backend
+    from gpukpm.engine.backend import get_backend
 
     be = get_backend("cpu")
     py = ensure_venv(args.peer_venv)

@@ -31,7 +31,7 @@ SPINS = ("sx", "sy", "sz")
 
 def main() -> dict:
     from gpukpm import kpm
-    from gpukpm.backend import get_backend
+    from gpukpm.engine.backend import get_backend
 
     system, _ = common.model_system(256)
     kw = dict(right="jx", num_moments=256, trace=1, seed=1, bounds=(-9.1, 9.1), progress=False, backend="cpu")

@@ -11,7 +11,7 @@ fastest of the R calls; the median is kept too), and the per-sample
 responses S_x, S_y (total, sea, surface) on ``--energies`` points of the peak
 window give the variance per vector (ddof = 1), averaged over the window.
 
-Estimators (``gpukpm.estimators``): ``plain``, ``spin_diluted``,
+Estimators (``gpukpm.engine.estimators``): ``plain``, ``spin_diluted``,
 ``sublattice_diluted``, ``spin_sublattice_diluted``; and control variates,
 ``control_variate`` (the plain sample minus the same vector's sample on the
 pristine W = 0 lattice, whose exact value is known from k space; cost = both
@@ -47,10 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from gpukpm import kpm  # noqa: E402
-from gpukpm.backend import get_backend  # noqa: E402
+from gpukpm.engine.backend import get_backend  # noqa: E402
 from gpukpm.models import GrapheneRashba  # noqa: E402
-from gpukpm.moments import concatenate  # noqa: E402
-from gpukpm.spectrum import rescaling  # noqa: E402
+from gpukpm.engine.realspace import concatenate  # noqa: E402
+from gpukpm.engine.spectrum import rescaling  # noqa: E402
 
 MODEL = dict(t=2.7, rashba=0.010, exchange=0.040, mass=0.005, magnetization=(0.0, 0.0, 1.0))
 LEFT = ("sx", "sy")

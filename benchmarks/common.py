@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gpukpm.backend import cpu_name
+from gpukpm.engine.backend import cpu_name
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

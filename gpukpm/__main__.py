@@ -1,6 +1,6 @@
 """``python -m gpukpm`` runs the command-line interface."""
 import sys
 
-from .cli import main
+from gpukpm.run.cli import main
 
 sys.exit(main())

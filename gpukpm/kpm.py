@@ -6,10 +6,11 @@
 * :func:`conductivity` — σ_xx in e²/h;
 * :func:`dos_moments`, :func:`dos` — density of states.
 """
-from .kubo import Response, conductivity, kubo_response
-from .moments import Moments, dos_moments, kubo_moments
-from .dos import dos
-from .kspace import kspace_moments  # noqa: F401
+from gpukpm.response.kubo import Response, conductivity, kubo_response
+from gpukpm.engine.moments import Moments
+from gpukpm.engine.realspace import dos_moments, kubo_moments
+from gpukpm.response.dos import dos
+from gpukpm.engine.kspace import kspace_moments  # noqa: F401
 
 __all__ = ["Moments", "Response", "kubo_moments", "kspace_moments", "kubo_response", "conductivity",
            "dos_moments", "dos"]

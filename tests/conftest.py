@@ -14,7 +14,8 @@ needs_compiler = pytest.mark.skipif(shutil.which("c++") is None and shutil.which
 
 
 def _clear_gpukpm_device_caches():
-    from gpukpm import backend, gpu_kernels
+    from gpukpm.engine import backend
+    from gpukpm.engine import gpu_kernels
 
     backend.gpu_status.cache_clear()
     backend._make.cache_clear()

@@ -1,4 +1,4 @@
-"""Ensemble files (gpukpm.aggregate): statistics equal NumPy's, incompatible files are refused."""
+"""Ensemble files (gpukpm.run.aggregate): statistics equal NumPy's, incompatible files are refused."""
 import copy
 import shutil
 
@@ -6,9 +6,9 @@ import h5py
 import numpy as np
 import pytest
 
-from gpukpm.aggregate import IncompatibleMoments, aggregate
-from gpukpm.io import load_moments
-from gpukpm.parallel import SerialComm, run_moments
+from gpukpm.run.aggregate import IncompatibleMoments, aggregate
+from gpukpm.run.io import load_moments
+from gpukpm.run.parallel import SerialComm, run_moments
 
 NUM_REALISATIONS = 11
 CONFIG = {

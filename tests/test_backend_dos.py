@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from gpukpm import backend, kpm, models
-from gpukpm.dos import dos
+from gpukpm import kpm, models
+from gpukpm.engine import backend
+from gpukpm.response.dos import dos
 
 GPU, GPU_REASON = backend.gpu_status()
 needs_gpu = pytest.mark.skipif(not GPU, reason=f"no usable CUDA device: {GPU_REASON}")
@@ -35,7 +36,7 @@ def test_exact_dos_equals_kernel_broadened_ed(flake):
     energies = np.linspace(-7.5, 7.5, 301)
     got = dos(mom, energies, orbitals_per_cell=4).values
     # the same kernel series evaluated from the ED eigenvalues
-    from gpukpm.kernels import jackson
+    from gpukpm.response.kernels import jackson
 
     n = np.arange(N)
     x = (energies - mom.b) / mom.a
@@ -76,7 +77,7 @@ def test_gpu_moments_equal_cpu(flake):
 
 
 def test_fused_cpu_step_equals_scipy():
-    from gpukpm import cpu_kernels
+    from gpukpm.engine import cpu_kernels
 
     if not cpu_kernels.available():
         pytest.skip("Numba not installed: the SciPy step is used")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import yaml
 
-from gpukpm import io
-from gpukpm.cli import main
-from gpukpm.config import ConfigError, validate_config
+from gpukpm.run import io
+from gpukpm.run.cli import main
+from gpukpm.run.config import ConfigError, validate_config
 
 BASE = {
     "model": {"name": "GrapheneRashba", "t": 2.7, "rashba": 0.3, "exchange": 0.4, "mass": 0.1},
@@ -109,7 +109,7 @@ def test_moments_file_round_trip(tmp_path):
 
 def test_unavailable_gpu_is_a_clear_error(tmp_path, monkeypatch, capsys):
     """``backend: gpu`` (or ``--backend gpu``) without a usable device: exit 2 with the reason, no traceback."""
-    from gpukpm import backend
+    from gpukpm.engine import backend
 
     monkeypatch.setattr(backend, "gpu_status", lambda: (False, "no CUDA device (test)"))
     assert main(["info", "--backend", "gpu"]) == 2

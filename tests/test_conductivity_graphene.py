@@ -9,8 +9,9 @@ An independent check of the overall normalisation of the Kubo machinery (units e
 """
 import numpy as np
 
-from gpukpm import kernels, kpm, models
-from gpukpm.kspace import MonkhorstPack
+from gpukpm import kpm, models
+from gpukpm.response import kernels
+from gpukpm.engine.kgrid import MonkhorstPack
 
 
 def _closed_form(mu, eta, g=4):

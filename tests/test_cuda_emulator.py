@@ -25,8 +25,13 @@ import numpy as np
 import pytest
 import yaml
 
-from gpukpm import backend, gpu_kernels, io, kpm, models, parallel
-from gpukpm.kspace import MonkhorstPack, PolarGrid, SquareGrid, kspace_moments
+from gpukpm import kpm, models
+from gpukpm.engine import backend
+from gpukpm.engine import gpu_kernels
+from gpukpm.run import io
+from gpukpm.run import parallel
+from gpukpm.engine.kgrid import MonkhorstPack, PolarGrid, SquareGrid
+from gpukpm.engine.kspace import kspace_moments
 
 from conftest import EMULATOR, needs_compiler
 

@@ -1,4 +1,4 @@
-"""The GPU stencil kernel (gpukpm.gpu_kernels): its CUDA build (nvcc, when on the PATH) and, on a
+"""The GPU stencil kernel (gpukpm.engine.gpu_kernels): its CUDA build (nvcc, when on the PATH) and, on a
 CUDA device, the CuPy route against the CPU.  Without a device the kernel runs on the CUDA
 emulator: ``tests/test_gpu_kernels_emulated.py`` (a separate module, so that the emulator, which
 stands in for ``cupy`` while a module uses it, never hides the device from the tests here).
@@ -11,10 +11,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from gpukpm import gpu_kernels
-from gpukpm.backend import gpu_status
+from gpukpm.engine import gpu_kernels
+from gpukpm.engine.backend import gpu_status
 from gpukpm.models import GrapheneRashba, Rashba2DEGLattice
-from gpukpm.stencil import lattice_stencil
+from gpukpm.models.stencil import lattice_stencil
 
 
 def stencil_cases():
@@ -49,7 +49,7 @@ def test_cuda_source_compiles(tmp_path):
 def test_device_kernel_matches_cpu():
     import cupy
 
-    from gpukpm.backend import get_backend
+    from gpukpm.engine.backend import get_backend
 
     assert gpu_kernels.usable(0), "the self-check against cuSPARSE failed"
     gpu = get_backend("gpu")

@@ -1,4 +1,4 @@
-"""The GPU stencil kernel (gpukpm.gpu_kernels) on the CUDA emulator, against the CSR matrix its
+"""The GPU stencil kernel (gpukpm.engine.gpu_kernels) on the CUDA emulator, against the CSR matrix its
 stencil represents.
 
 The emulator (``tests/cuda_emulator``) compiles the kernel's own CUDA source with the host C++
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gpukpm import gpu_kernels
+from gpukpm.engine import gpu_kernels
 
 from conftest import needs_compiler
 from test_gpu_kernels import stencil_cases
@@ -42,7 +42,7 @@ def test_emulated_kernel_matches_csr(cupy_emulator, dtype, tol):
 @needs_compiler
 def test_emulated_kernel_wraps_offsets_longer_than_the_supercell(cupy_emulator):
     """An offset of 3 cells on a 2-cell direction takes the modulo branch."""
-    from gpukpm.stencil import CellStencil
+    from gpukpm.models.stencil import CellStencil
 
     S = CellStencil.from_entries((2, 5), 1, [(0, (3, -1), 0, 1.0 + 0.5j), (0, (0, 0), 0, -0.25)])
     assert "%" in gpu_kernels.kernel_source(S)

@@ -7,11 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from gpukpm.spectrum import margin_for
-from gpukpm import io, kernels, kpm, models
-from gpukpm.kspace import MonkhorstPack, PolarGrid, SquareGrid, kspace_moments, make_grid
-from gpukpm.kubo import kubo_response, window_usable_range
-from gpukpm.spectrum import SpectrumLeakError
+from gpukpm.engine.spectrum import margin_for
+from gpukpm import kpm, models
+from gpukpm.run import io
+from gpukpm.response import kernels
+from gpukpm.engine.kgrid import MonkhorstPack, PolarGrid, SquareGrid, make_grid
+from gpukpm.engine.kspace import kspace_moments
+from gpukpm.response.kubo import kubo_response, window_usable_range
+from gpukpm.engine.spectrum import SpectrumLeakError
 
 RNG = np.random.default_rng(20261201)
 OPERATORS = ("sx", "sy", "sz", "jx", "jy")
@@ -376,7 +379,7 @@ def test_bad_grids(make, name):
 
 def test_fig2_window_refuses_fermi_energies_in_its_edge_band():
     """Fig. 2 couplings, ±0.3 eV window: the spin splitting of the kept states is J_ex + O(λ_R) ≈ 61 meV
-    (:func:`gpukpm.kspace.band_splitting`), so with 3η the usable range is about ±0.23 eV; 0.25 eV
+    (:func:`gpukpm.engine.kspace.band_splitting`), so with 3η the usable range is about ±0.23 eV; 0.25 eV
     (S_x off by −17 % before the guard) and 0.295 eV (−92 %) are refused with the margin named."""
     model = models.GrapheneRashba(rashba=0.008, exchange=0.060, mass=0.008, magnetization=(0.0, 0.0, 1.0))
     mom = kspace_moments(model, (300, 300), num_moments=128, window=(-0.3, 0.3), progress=False)

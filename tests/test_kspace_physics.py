@@ -34,9 +34,11 @@ import warnings
 import numpy as np
 import pytest
 
-from gpukpm import comparison, models, semiclassical as sc, torque
-from gpukpm.kspace import PolarGrid, kspace_moments
-from gpukpm.kubo import kubo_response
+from gpukpm import models, semiclassical as sc, torque
+from gpukpm.torque import comparison
+from gpukpm.engine.kgrid import PolarGrid
+from gpukpm.engine.kspace import kspace_moments
+from gpukpm.response.kubo import kubo_response
 
 MASS, LAM = 1.0, 0.02  # m_e, eV·nm
 A = models.HBAR2_OVER_2ME / MASS  # ħ²/(2m), eV nm²
@@ -251,8 +253,8 @@ FIG4 = {  # the paper's parameters (config/paper.yaml): J, k_max, N, three energ
 @pytest.mark.parametrize("kernel", ["jackson", "lorentz"])
 def test_fig4_kubo_equals_boltzmann_with_the_kernels_relaxation_time(case, kernel):
     """Fig. 4a (exchange-dominated) and 4b (Rashba-dominated) as ``figure_kspace`` compares them:
-    χ_DL = sea S_x and χ_FL = surface S_y at m̂ = ẑ (:func:`gpukpm.comparison.conventional_torques`)
-    against :func:`gpukpm.comparison.boltzmann_reference` at τ(ε) of the kernel used, within 2 %.
+    χ_DL = sea S_x and χ_FL = surface S_y at m̂ = ẑ (:func:`gpukpm.torque.comparison.conventional_torques`)
+    against :func:`gpukpm.torque.comparison.boltzmann_reference` at τ(ε) of the kernel used, within 2 %.
 
     Jackson: no kernel bias in the sea part, τ ≈ 1.85 ħ/(2η_J) from ∫δ² (measured ratios 0.9999
     and 1.000–1.003).  Lorentz: the surface part holds with its τ; its sea part is biased by the

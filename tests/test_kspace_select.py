@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from gpukpm import models
-from gpukpm.kspace import (NUFFT_EPS, MonkhorstPack, PolarGrid, SquareGrid, kspace_moments,
+from gpukpm.engine.kspace import (NUFFT_EPS, MonkhorstPack, PolarGrid, SquareGrid, kspace_moments,
                            nufft_is_cheaper)
 
 needs_finufft = pytest.mark.skipif(importlib.util.find_spec("finufft") is None, reason="finufft not installed")

@@ -6,8 +6,9 @@ import pytest
 import scipy.integrate
 import scipy.sparse
 
-from gpukpm import kernels, kpm, models
-from gpukpm.spectrum import SpectrumLeakError
+from gpukpm import kpm, models
+from gpukpm.response import kernels
+from gpukpm.engine.spectrum import SpectrumLeakError
 
 RNG = np.random.default_rng(20261201)
 

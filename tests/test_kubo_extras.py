@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 import yaml
 
-from gpukpm import io, kpm, models
-from gpukpm.cli import main
-from gpukpm.kubo import BOLTZMANN_EV
+from gpukpm import kpm, models
+from gpukpm.run import io
+from gpukpm.run.cli import main
+from gpukpm.response.kubo import BOLTZMANN_EV
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +68,9 @@ def test_torques_run_command(tmp_path):
 
 def test_sweep_rescaling_gives_every_w_the_same_broadening():
     """One (a, b) and N for a sweep; the bound holds every spectrum of the sweep (any m̂, any W ≤ max)."""
-    from gpukpm import kernels, models
-    from gpukpm.spectrum import gershgorin_bounds, sweep_bounds, sweep_rescaling
+    from gpukpm import models
+    from gpukpm.response import kernels
+    from gpukpm.engine.spectrum import gershgorin_bounds, sweep_bounds, sweep_rescaling
 
     model = models.GrapheneRashba(t=2.7, rashba=0.3, exchange=0.4, mass=0.1)
     lo, hi = sweep_bounds(model, [0.0, 1.5])

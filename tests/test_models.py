@@ -8,8 +8,9 @@ import scipy.sparse
 import scipy.stats
 
 import gpukpm.models as models
+from gpukpm.models import hamiltonians
 from gpukpm.models import HBAR2_OVER_2ME, Dirac, GrapheneRashba, Rashba2DEG, Rashba2DEGLattice, model_from_dict
-from gpukpm.random import disorder_generator
+from gpukpm.models.random import disorder_generator
 
 
 def random_unit(rng):
@@ -392,8 +393,8 @@ def test_bad_real_space_arguments_fail_before_work(monkeypatch, kwargs, name):
     def no_work(*args, **kw):
         raise AssertionError("work started before validation")
 
-    monkeypatch.setattr(models, "assemble", no_work)
-    monkeypatch.setattr(models, "disorder_generator", no_work)
+    monkeypatch.setattr(hamiltonians, "assemble", no_work)
+    monkeypatch.setattr(hamiltonians, "disorder_generator", no_work)
     for model in (GrapheneRashba(), Rashba2DEGLattice()):
         with pytest.raises(ValueError, match=name):
             model.real_space(**kwargs)

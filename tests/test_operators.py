@@ -6,9 +6,9 @@ import pytest
 import scipy.linalg
 import scipy.sparse
 
-from gpukpm.lattice import honeycomb, square
+from gpukpm.models.lattice import honeycomb, square
 from gpukpm.models import Dirac, GrapheneRashba, Rashba2DEG, Rashba2DEGLattice
-from gpukpm.operators import PAULI, as_operator, spin_operator
+from gpukpm.models.operators import PAULI, as_operator, spin_operator
 
 NAMES = ("sx", "sy", "sz", "jx", "jy")
 

@@ -1,4 +1,4 @@
-"""Distributed moments (gpukpm.parallel): MPI = serial, resume, refusal, rank failure, serial fallback.
+"""Distributed moments (gpukpm.run.parallel): MPI = serial, resume, refusal, rank failure, serial fallback.
 
 Tiny honeycomb systems (6×6 cells, D = 144, N = 16, 3 realisations × 4 random
 vectors in 6 tasks of 2 vectors).  MPI runs go through the real command line
@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 import yaml
 
-from gpukpm.spectrum import margin_for
-from gpukpm import parallel
-from gpukpm.config import build_model, load_config
-from gpukpm.io import load_moments
-from gpukpm.kernels import num_moments_for
-from gpukpm.parallel import (ResumeMismatch, SerialComm, TaskFailed, Task, assign_tasks, config_fingerprint,
+from gpukpm.engine.spectrum import margin_for
+from gpukpm.run import parallel
+from gpukpm.run.config import build_model, load_config
+from gpukpm.run.io import load_moments
+from gpukpm.response.kernels import num_moments_for
+from gpukpm.run.parallel import (ResumeMismatch, SerialComm, TaskFailed, Task, assign_tasks, config_fingerprint,
                              device_for_rank, make_tasks, mpi_world, run_moments, run_scaling, select_backend,
                              tasks_folder)
-from gpukpm.spectrum import rescaling
+from gpukpm.engine.spectrum import rescaling
 
 REPO = Path(__file__).resolve().parents[1]
 MPIEXEC = os.path.join(os.path.dirname(sys.executable), "mpiexec")

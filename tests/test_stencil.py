@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from gpukpm import cpu_kernels, kpm, models
-from gpukpm.backend import get_backend, gpu_status
-from gpukpm.stencil import STENCIL_NAMES, CellStencil, lattice_stencil
+from gpukpm import kpm, models
+from gpukpm.engine import cpu_kernels
+from gpukpm.engine.backend import get_backend, gpu_status
+from gpukpm.models.stencil import STENCIL_NAMES, CellStencil, lattice_stencil
 
 MODELS = [
     (models.GrapheneRashba(t=2.7, rashba=0.3, exchange=0.4, mass=0.1, magnetization=(0.6, 0.0, 0.8)), (5, 4)),

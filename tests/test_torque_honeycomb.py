@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from gpukpm import torque
-from gpukpm.config import validate_config
-from gpukpm.configurations import run_configurations
+from gpukpm.run.config import validate_config
+from gpukpm.run.configurations import run_configurations
 
 ENERGIES = [-0.6, -0.4, -0.2, 0.2, 0.4, 0.6]
 

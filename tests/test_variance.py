@@ -1,4 +1,4 @@
-"""Stochastic trace estimators (gpukpm.estimators): unbiased, honest standard errors, variance structure.
+"""Stochastic trace estimators (gpukpm.engine.estimators): unbiased, honest standard errors, variance structure.
 
 Statistical checks use fixed seeds (deterministic) and thresholds from the
 sampling distributions at a false-alarm level of 1e-4 each, not from measured
@@ -21,9 +21,9 @@ import pytest
 import scipy.stats
 
 from gpukpm import kpm, models
-from gpukpm.config import ConfigError, validate_config
-from gpukpm.estimators import ESTIMATORS, colours, control_variate, dilute, spin_basis
-from gpukpm.moments import concatenate
+from gpukpm.run.config import ConfigError, validate_config
+from gpukpm.engine.estimators import ESTIMATORS, colours, control_variate, dilute, spin_basis
+from gpukpm.engine.moments import concatenate
 
 ALPHA = 1e-4
 SEEDS = 4  # run seeds, each with GROUPS independent groups of VECTORS vectors (one call per seed)

@@ -179,7 +179,7 @@ def _report_rows(md: str) -> list[list[str]]:
 
 
 def test_tiny_run_end_to_end(tmp_path):
-    from gpukpm import io
+    from gpukpm.run import io
 
     cfg_path = write(tmp_path / "tiny.yaml", TINY)
     common = ("--configfile", cfg_path, "--cores", 2, "--scheduler", "greedy")

@@ -1,6 +1,6 @@
 # Helpers shared by the rules: labels, per-job gpukpm configurations, target lists.
-from gpukpm.config import build_model
-from gpukpm.spectrum import sweep_rescaling
+from gpukpm.run.config import build_model
+from gpukpm.engine.spectrum import sweep_rescaling
 from gpukpm.torque import design_matrix, magnetizations as _magnetizations
 
 PARTS = list(config["response"]["parts"])
@@ -54,7 +54,7 @@ wildcard_constraints:
 if RS_ON:
     if (RS["num_moments"] is None) == (RS["eta"] is None):
         raise ValueError("realspace: give num_moments or eta (the band-centre broadening, eV), exactly one")
-    # One rescaling and one N for every W of the sweep: identical η(ε) at every W (gpukpm.spectrum.sweep_rescaling)
+    # One rescaling and one N for every W of the sweep: identical η(ε) at every W (gpukpm.engine.spectrum.sweep_rescaling)
     SWEEP_SCALING, SWEEP_N = sweep_rescaling(
         build_model(RS["model"]), list(W_VALUES.values()), num_moments=RS["num_moments"], eta=RS["eta"],
         kernel=config["response"]["kernel"], bounds=RS["bounds"])

@@ -1,8 +1,8 @@
 """χ_FL and χ_DL vs ε_F in k space: torque fits, the conventional torques at m̂ = ẑ, and Boltzmann theory.
 
 The Boltzmann curves use the relaxation time of the kernel actually used, τ(ε) = ħ/(2η_eff(ε))
-(gpukpm.kernels.relaxation_time), for the Fermi-surface χ_FL; χ_DL (Fermi sea) does not depend on τ.
-The comparison is made at m̂ = ẑ (gpukpm.comparison): the fits over all m̂ also carry the angular
+(gpukpm.response.kernels.relaxation_time), for the Fermi-surface χ_FL; χ_DL (Fermi sea) does not depend on τ.
+The comparison is made at m̂ = ẑ (gpukpm.torque.comparison): the fits over all m̂ also carry the angular
 harmonics the first-order theory leaves out.
 """
 import sys
@@ -10,7 +10,7 @@ import sys
 sys.path.insert(0, snakemake.params.scripts)  # noqa: F821
 import numpy as np  # noqa: E402
 from gpukpm import comparison, io  # noqa: E402
-from gpukpm.config import build_model  # noqa: E402
+from gpukpm.run.config import build_model  # noqa: E402
 
 from wflib import read_fit, setup_matplotlib  # noqa: E402
 

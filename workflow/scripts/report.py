@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import scipy.stats  # noqa: E402
 import snakemake as _snakemake_pkg  # noqa: E402
 from gpukpm import comparison, io, models, semiclassical  # noqa: E402
-from gpukpm.config import build_model  # noqa: E402
+from gpukpm.run.config import build_model  # noqa: E402
 
 from wflib import at_energy, dump, peak, read_fit, samples_needed  # noqa: E402
 

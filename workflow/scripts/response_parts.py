@@ -6,7 +6,7 @@ writes PREFIX/{part}.h5 and PREFIX/{part}.csv; the options after ``--`` go to ev
 """
 import sys
 
-from gpukpm.cli import main
+from gpukpm.run.cli import main
 
 
 def run(argv) -> int:

@@ -1,4 +1,4 @@
-"""Helpers shared by the figure and report scripts (pure NumPy + matplotlib)."""
+"""Helpers shared by the figure and report scripts: peaks, ratios and sample counts of torque tables."""
 from __future__ import annotations
 
 import json
@@ -6,12 +6,12 @@ import math
 
 import numpy as np
 
+from gpukpm.run import io
+
 
 def read_fit(path) -> dict[str, np.ndarray]:
-    """A torque CSV of ``gpukpm torques --csv`` as {column: array}."""
-    data = np.genfromtxt(path, delimiter=",", names=True, dtype=float)
-    data = np.atleast_1d(data)
-    return {name: np.asarray(data[name], dtype=float) for name in data.dtype.names}
+    """A torque CSV of ``gpukpm torques --csv`` as {column: array} (:func:`gpukpm.run.io.load_torques_csv`)."""
+    return io.load_torques_csv(path)
 
 
 def peak(fit: dict, key: str, window=None) -> dict:
@@ -71,9 +71,8 @@ def peaks_by_w(fits: dict, window=None) -> dict:
 
 
 def dump(path, obj) -> None:
-    with open(path, "w") as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True)
-        fh.write("\n")
+    """Write ``obj`` as indented JSON, atomically."""
+    io.atomic_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def setup_matplotlib():

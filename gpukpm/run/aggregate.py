@@ -2,9 +2,9 @@
 
 ``gpukpm aggregate FILES… -o ensemble.h5`` calls :func:`aggregate`.  Every
 sample of every file is kept, with its realisation and vector id, so the
-output is an ordinary moments file: :attr:`~gpukpm.moments.Moments.mu` and
-:attr:`~gpukpm.moments.Moments.stderr` give the ensemble mean and the standard
-error between realisation means (:func:`gpukpm.stats.mean_and_stderr`).  For
+output is an ordinary moments file: :attr:`~gpukpm.engine.moments.Moments.mu` and
+:attr:`~gpukpm.engine.moments.Moments.stderr` give the ensemble mean and the standard
+error between realisation means (:func:`gpukpm.engine.stats.mean_and_stderr`).  For
 convenience the output also holds them as datasets ``mu_mean`` and
 ``mu_stderr`` (complex: the errors of the real and imaginary parts).
 
@@ -26,15 +26,14 @@ refused: it would count one random vector twice.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from . import __version__, io
-from .moments import Moments
-from .stats import mean_and_stderr
+from gpukpm import __version__
+from gpukpm.run import io
+from gpukpm.engine.moments import Moments
+from gpukpm.engine.stats import mean_and_stderr
 
 __all__ = ["IncompatibleMoments", "aggregate", "combine"]
 
@@ -105,7 +104,7 @@ def combine(moments: list, names: list | None = None) -> Moments:
 def aggregate(files, output) -> Path:
     """Merge the moments files ``files`` into ``output`` (atomic); returns ``output``.
 
-    The output is a moments file (:func:`gpukpm.io.load_moments` reads it)
+    The output is a moments file (:func:`gpukpm.run.io.load_moments` reads it)
     with the extra datasets ``mu_mean`` and ``mu_stderr``.
     """
     files = [Path(f) for f in files]
@@ -113,16 +112,6 @@ def aggregate(files, output) -> Path:
     if output.resolve() in {f.resolve() for f in files}:
         raise ValueError(f"the output {output} is also an input")
     merged = combine([io.load_moments(f) for f in files], names=files)
-    partial = output.with_name(f".{output.name}.aggregate.tmp")
-    try:
-        mean, stderr = mean_and_stderr(merged.mu_samples, merged.sample_realisations)
-        io.save_moments(partial, merged)
-        with h5py.File(partial, "a") as fh:
-            fh.create_dataset("mu_mean", data=mean)
-            fh.create_dataset("mu_stderr", data=stderr)
-        with open(partial, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
+    mean, stderr = mean_and_stderr(merged.mu_samples, merged.sample_realisations)
+    io.save_moments(output, merged, extra={"mu_mean": mean, "mu_stderr": stderr})
     return output

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse
 
-from .backend import get_backend
+from gpukpm.engine.backend import get_backend
 
 __all__ = ["Rescaling", "lanczos_bounds", "gershgorin_bounds", "rescaling", "SpectrumLeakError",
            "margin_for", "sweep_bounds", "sweep_rescaling"]
@@ -169,7 +169,7 @@ def sweep_rescaling(model, disorders, *, num_moments: int | None = None, eta: fl
     scan from the bound of the smallest a).  Returns ``(rescaling, N)``; ``gpukpm moments`` given these bounds
     and N reproduces the rescaling exactly.
     """
-    from .kernels import broadening, num_moments_for
+    from gpukpm.response.kernels import broadening, num_moments_for
 
     if (num_moments is None) == (eta is None):
         raise ValueError("give num_moments or eta (one of them)")

@@ -19,15 +19,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import kernels
-from .backend import get_backend
-from .config import build_model, energy_grid
-from .kubo import kubo_response
-from .moments import concatenate, kubo_moments
-from .progress import Progress
-from .spectrum import Rescaling, margin_for, rescaling
-from .stats import EXACT_TRACES
-from .torque import magnetizations
+from gpukpm.response import kernels
+from gpukpm.engine.backend import get_backend
+from gpukpm.run.config import build_model, energy_grid
+from gpukpm.response.kubo import kubo_response
+from gpukpm.engine.moments import concatenate
+from gpukpm.engine.realspace import kubo_moments
+from gpukpm.engine.progress import Progress
+from gpukpm.engine.spectrum import Rescaling, margin_for, rescaling
+from gpukpm.engine.stats import EXACT_TRACES
+from gpukpm.torque.decomposition import magnetizations
 
 __all__ = ["ConfigurationResponses", "run_configurations", "SPIN_COMPONENTS"]
 
@@ -71,7 +72,7 @@ def _moments_for(cfg: dict, model, scaling: Rescaling | None, backend):
                                       vectors_per_batch=kpm["vectors_per_batch"], progress=False,
                                       estimator=kpm.get("estimator", "plain"), **common))
         return concatenate(parts)
-    from .kspace import kspace_moments
+    from gpukpm.engine.kspace import kspace_moments
 
     ks = cfg["kspace"]
     return kspace_moments(model, grid=ks["grid"], window=ks.get("window"), chunk_size=ks.get("chunk_size"),

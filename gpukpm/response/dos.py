@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels as _kernels
-from .moments import Moments
-from .stats import mean_and_stderr
+from gpukpm.response import kernels as _kernels
+from gpukpm.engine.moments import Moments
+from gpukpm.engine.stats import mean_and_stderr
 
 __all__ = ["DensityOfStates", "dos"]
 

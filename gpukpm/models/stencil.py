@@ -1,7 +1,7 @@
 r"""Translation-invariant cell stencils: H, ĵ and s of a lattice model without column indices.
 
 A periodic ``L1 × L2`` supercell of a lattice model with ``O`` orbitals per
-cell (orbital ``O·(i1 L2 + i2) + o``, the layout of :mod:`gpukpm.models`) has
+cell (orbital ``O·(i1 L2 + i2) + o``, the layout of :mod:`gpukpm.models.hamiltonians`) has
 operators of the form
 
     (M x)_{c,o} = Σ_e v_e · x_{c + δ_{k(e)}, p(e)} + w_{c,o} x_{c,o},      e ∈ entries(o),
@@ -15,7 +15,7 @@ the vectors (and ``w``), which is what makes it several times faster than
 the CSR product on a bandwidth-bound machine.
 
 :func:`lattice_stencil` builds H, ``ĵ_μ = −i[H, X_μ]`` (eV·nm, each hopping
-weighted by ``−i d_μ`` of its own bond, as :func:`gpukpm.operators.current_operator`)
+weighted by ``−i d_μ`` of its own bond, as :func:`gpukpm.models.operators.current_operator`)
 and ``s_c = 1 ⊗ σ_c`` from a model's on-site and bond blocks; :meth:`CellStencil.to_csr`
 gives the CSR matrix it represents (tests check it equals the assembled one).
 """
@@ -26,8 +26,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.sparse
 
-from .lattice import index_dtype
-from .operators import CURRENT_NAMES, PAULI, SPIN_NAMES, check_dtype
+from gpukpm.models.lattice import index_dtype
+from gpukpm.models.operators import CURRENT_NAMES, PAULI, SPIN_NAMES, check_dtype
 
 __all__ = ["CellStencil", "lattice_stencil", "STENCIL_NAMES"]
 

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from .spectrum import Rescaling, SpectrumLeakError
+from gpukpm.engine.spectrum import Rescaling, SpectrumLeakError
 
 __all__ = ["RescaledOperator", "ChebyshevChain", "guard_norm"]
 
@@ -32,7 +32,7 @@ _LEAK_TOLERANCE = 1e-6
 class RescaledOperator:
     """``2H̃ = 2(H − b)/a`` on the backend (CSR, or a cell stencil), with its SpMV/SpMM step.
 
-    ``stencil`` (a :class:`~gpukpm.stencil.CellStencil` of H) is used instead
+    ``stencil`` (a :class:`~gpukpm.models.stencil.CellStencil` of H) is used instead
     of the CSR matrix when the backend runs stencils (the CPU with Numba, the GPU
     once its kernel passed the self-check); ``route`` records which ("stencil" or "csr").
     """
@@ -55,7 +55,7 @@ class RescaledOperator:
             self.H2 = backend.csr((H - scaling.b * eye) * (2.0 / scaling.a), dtype=dtype)  # 2H̃
         self.nnz = int(self.H2.nnz)
         self.spmv_count = 0  # vector-products performed (one per column per step)
-        self.progress = None  # optional gpukpm.progress.Progress, advanced per vector-product
+        self.progress = None  # optional gpukpm.engine.progress.Progress, advanced per vector-product
 
     def first(self, v, out=None):
         """``T_1|v⟩ = H̃|v⟩`` for rows of v (R, D), into ``out`` when given."""

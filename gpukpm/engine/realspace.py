@@ -1,7 +1,7 @@
 r"""Chebyshev moments: 1D ``μ_n = Tr[A T_n(H̃)]/D`` and 2D ``μ_nm = Tr[A T_n(H̃) B T_m(H̃)]/D``.
 
 The trace is either exact (every basis vector, for small systems) or
-stochastic with random-phase vectors ``|r⟩`` (:mod:`gpukpm.random`):
+stochastic with random-phase vectors ``|r⟩`` (:mod:`gpukpm.models.random`):
 
     μ_nm ≈ (1/R) Σ_r ⟨r|T_m A T_n B|r⟩ / D = (1/R) Σ_r ⟨X_m^r| A |Y_n^r⟩ / D,
     X_m = T_m(H̃)|r⟩,   Y_n = T_n(H̃) B|r⟩.
@@ -9,7 +9,7 @@ stochastic with random-phase vectors ``|r⟩`` (:mod:`gpukpm.random`):
 Two Chebyshev chains per vector serve every left operator A: the block of
 μ for orders m ∈ I, n ∈ J is one GEMM ``conj(A†X_I) · Y_Jᵀ`` with inner
 dimension D (BLAS-3; cuBLAS on the GPU).  Blocks of b orders are generated
-from checkpoints (:class:`~gpukpm.chebyshev.ChebyshevChain`), b being chosen
+from checkpoints (:class:`~gpukpm.engine.chebyshev.ChebyshevChain`), b being chosen
 from a memory budget, so the N vectors of a chain are never all held unless
 they fit.  With the exact trace μ is Hermitian (``μ_nm = conj(μ_mn)`` for
 Hermitian A, B), and only the blocks J ≥ I are computed.
@@ -21,95 +21,26 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse
 
-from . import __version__
-from .backend import get_backend
-from .chebyshev import ChebyshevChain, RescaledOperator, guard_norm
-from .operators import OPERATOR_NAMES, PAULI, SPIN_NAMES
-from .stencil import STENCIL_NAMES
-from .progress import Progress
-from .estimators import dilution
-from .random import check_seed, random_phase_vectors
-from .spectrum import Rescaling, margin_for, rescaling
-from .stats import mean_and_stderr
+from gpukpm import __version__
+from gpukpm.engine.backend import get_backend
+from gpukpm.engine.chebyshev import ChebyshevChain, RescaledOperator, guard_norm
+from gpukpm.engine.moments import Moments
+from gpukpm.models.operators import OPERATOR_NAMES, PAULI, SPIN_NAMES
+from gpukpm.models.stencil import STENCIL_NAMES
+from gpukpm.engine.progress import Progress
+from gpukpm.engine.estimators import dilution
+from gpukpm.models.random import check_seed, random_phase_vectors
+from gpukpm.engine.spectrum import Rescaling, margin_for, rescaling
 
-__all__ = ["Moments", "kubo_moments", "dos_moments", "concatenate", "choose_block_size", "resolve_operator"]
+__all__ = ["kubo_moments", "dos_moments", "choose_block_size", "resolve_operator"]
 
 DEFAULT_MEMORY_FRACTION = 0.5
 DEFAULT_TILE = 128  # X orders per GEMM tile: 128 ran the GEMM at 1.4× the speed of 64 (benchmarks/README.md)
 
-
-@dataclass
-class Moments:
-    """Raw Chebyshev moments with everything reconstruction needs.
-
-    ``mu_samples`` has shape (S, n_left, N, N) for 2D moments (S samples: one
-    per random vector, or a single exact-trace sample) or (S, n_left, N) for
-    1D moments.  ``a``, ``b`` (eV) define H̃ = (H − b)/a; ``emin``, ``emax`` are
-    the estimated spectral edges (eV); ``num_orbitals`` D and ``area`` Ω (nm²)
-    give the density D/Ω that turns per-orbital traces into per-area values.
-    """
-
-    mu_samples: np.ndarray
-    a: float
-    b: float
-    emin: float
-    emax: float
-    num_orbitals: float
-    area: float
-    left: tuple
-    right: str | None
-    trace: str  # "exact", "stochastic" or "kspace"
-    sample_realisations: np.ndarray
-    sample_vectors: np.ndarray
-    seed: int = 0
-    epsilon: float = 0.01
-    hermitian: bool = True
-    parameters: dict = field(default_factory=dict)
-    provenance: dict = field(default_factory=dict)
-
-    @property
-    def num_moments(self) -> int:
-        return int(self.mu_samples.shape[2])
-
-    @property
-    def num_samples(self) -> int:
-        return int(self.mu_samples.shape[0])
-
-    @property
-    def ndim(self) -> int:
-        """1 for 1D moments μ_n, 2 for 2D moments μ_nm."""
-        return self.mu_samples.ndim - 2
-
-    @property
-    def scaling(self) -> Rescaling:
-        return Rescaling(self.a, self.b, self.emin, self.emax, self.epsilon)
-
-    @property
-    def mu(self) -> np.ndarray:
-        """Mean moments, shape (n_left, N, N) (or (n_left, N))."""
-        return mean_and_stderr(self.mu_samples, self.sample_realisations)[0]
-
-    @property
-    def stderr(self) -> np.ndarray:
-        """Standard error of :attr:`mu` (complex: errors of real and imaginary parts)."""
-        return mean_and_stderr(self.mu_samples, self.sample_realisations)[1]
-
-    @property
-    def orbital_density(self) -> float:
-        """D/Ω (orbitals per nm²)."""
-        return self.num_orbitals / self.area
-
-    def truncated(self, num_moments: int) -> "Moments":
-        """The same moments with only the first ``num_moments`` orders."""
-        if not 2 <= num_moments <= self.num_moments:
-            raise ValueError(f"num_moments must be in [2, {self.num_moments}], got {num_moments}")
-        sl = (slice(None), slice(None)) + (slice(0, num_moments),) * self.ndim
-        return replace(self, mu_samples=self.mu_samples[sl])
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -418,7 +349,7 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
         accumulated in complex128.
     bounds / scaling : spectral bounds (E_min, E_max) by hand, or a ready Rescaling.
     memory_budget : bytes the Chebyshev blocks may use (default: half the free memory).
-    estimator : stochastic trace estimator (:mod:`gpukpm.estimators`): "plain" (default) or a
+    estimator : stochastic trace estimator (:mod:`gpukpm.engine.estimators`): "plain" (default) or a
         dilution, "spin_diluted" (s_z), "spin_m_diluted" (spin along m̂), "sublattice_diluted",
         "spin_sublattice_diluted"; a diluted sample is the sum over the k colours of
         ``⟨P_c r|X|P_c r⟩`` (k chain pairs per vector); recorded as ``provenance["estimator"]``.
@@ -610,7 +541,7 @@ def _chebyshev_1d(op: RescaledOperator, v, A_dag, N: int):
 
 def _check_recursion_norm(op: RescaledOperator, v, last, order: int) -> None:
     """‖T_n(H̃)v‖ ≤ ‖v‖ holds for a spectrum in [−1, 1]; growth means a leak."""
-    from .spectrum import SpectrumLeakError
+    from gpukpm.engine.spectrum import SpectrumLeakError
 
     xp = op.backend.xp
     ratio = float((xp.linalg.norm(last, axis=1) / xp.linalg.norm(v, axis=1)).max())
@@ -619,35 +550,3 @@ def _check_recursion_norm(op: RescaledOperator, v, last, order: int) -> None:
             f"‖T_{order}(H̃)v‖/‖v‖ = {ratio:.6g} > 1: the spectrum of H̃ = (H − b)/a leaks outside "
             f"[−1, 1] (a = {op.scaling.a:.6g} eV, b = {op.scaling.b:.6g} eV); widen the bounds"
         )
-
-
-def concatenate(parts) -> Moments:
-    """One Moments holding the samples of several runs of the same expansion.
-
-    The runs must share a, b, N, operators, trace kind, seed and model
-    parameters other than the realisation; samples keep their realisation
-    and vector ids, in the order given.
-    """
-    parts = list(parts)
-    if not parts:
-        raise ValueError("concatenate needs at least one Moments")
-    first = parts[0]
-    for other in parts[1:]:
-        for key in ("a", "b", "left", "right", "trace", "seed", "num_moments", "epsilon"):
-            if getattr(other, key) != getattr(first, key):
-                raise ValueError(f"cannot combine moments with different {key}: "
-                                 f"{getattr(first, key)!r} vs {getattr(other, key)!r}")
-        if other.provenance.get("estimator") != first.provenance.get("estimator"):
-            raise ValueError(f"cannot combine moments with different estimator: "
-                             f"{first.provenance.get('estimator')!r} vs {other.provenance.get('estimator')!r}")
-    samples = np.concatenate([p.mu_samples for p in parts])
-    params = {k: v for k, v in first.parameters.items() if k != "realisation"}
-    params["realisations"] = sorted({int(r) for p in parts for r in p.sample_realisations})
-    return replace(
-        first, mu_samples=samples,
-        emin=min(p.emin for p in parts), emax=max(p.emax for p in parts),
-        sample_realisations=np.concatenate([p.sample_realisations for p in parts]),
-        sample_vectors=np.concatenate([p.sample_vectors for p in parts]),
-        parameters=params,
-        provenance=dict(first.provenance, parts=[p.provenance for p in parts]),
-    )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse
 
-from .lattice import index_dtype
+from gpukpm.models.lattice import index_dtype
 
 __all__ = [
     "PAULI",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from gpukpm import __version__
 
 __all__ = ["main", "parse_energies"]
 
@@ -42,7 +42,7 @@ def parse_energies(text: str) -> np.ndarray:
 
 
 def _cmd_info(args) -> int:
-    from .backend import get_backend, gpu_status
+    from gpukpm.engine.backend import get_backend, gpu_status
 
     usable, reason = gpu_status()
     info = dict(get_backend(args.backend).device_info(), gpu_usable=usable, gpu_status=reason,
@@ -52,10 +52,10 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_dos(args) -> int:
-    from . import io
-    from .config import build_model, energy_grid, load_config
-    from .dos import dos
-    from .moments import dos_moments
+    from gpukpm.run import io
+    from gpukpm.run.config import build_model, energy_grid, load_config
+    from gpukpm.response.dos import dos
+    from gpukpm.engine.realspace import dos_moments
 
     cfg = load_config(args.config)
     if cfg["system"]["shape"] is None:
@@ -71,27 +71,17 @@ def _cmd_dos(args) -> int:
                           progress=not args.quiet)
     result = dos(moments, energies, kernel=cfg["dos"]["kernel"],
                  orbitals_per_cell=model.orbitals_per_cell)
-    with io.atomic_h5(args.output, "dos") as fh:
-        fh.create_dataset("energies", data=result.energies)
-        fh.create_dataset("dos", data=result.values)
-        fh.create_dataset("stderr", data=result.stderr)
-        fh.create_dataset("mu_samples", data=moments.mu_samples)
-        fh.attrs.update(kernel=result.kernel, num_moments=result.num_moments, eta=result.eta,
-                        units=result.units, a=moments.a, b=moments.b,
-                        config=io.to_json(cfg), parameters=io.to_json(moments.parameters),
-                        provenance=io.to_json(moments.provenance))
+    io.save_dos(args.output, result, moments, config=cfg)
     if args.csv:
-        rows = np.column_stack([result.energies, result.values, result.stderr])
-        io.atomic_text(args.csv, "energy_eV,dos_per_cell_eV,stderr\n"
-                       + "\n".join(",".join(f"{v:.17g}" for v in r) for r in rows) + "\n")
+        io.atomic_text(args.csv, io.dos_csv(result))
     print(f"wrote {args.output}: DOS on {len(energies)} energies, N = {result.num_moments}, "
           f"eta = {result.eta:.4g} eV", file=sys.stderr)
     return 0
 
 
 def _cmd_moments(args) -> int:
-    from .config import load_config
-    from .parallel import TaskFailed, run_moments
+    from gpukpm.run.config import load_config
+    from gpukpm.run.parallel import TaskFailed, run_moments
 
     cfg = load_config(args.config)
     if cfg["system"]["shape"] is None:
@@ -105,9 +95,9 @@ def _cmd_moments(args) -> int:
 
 
 def _cmd_kspace(args) -> int:
-    from . import io
-    from .config import build_model, load_config
-    from .kspace import kspace_moments
+    from gpukpm.run import io
+    from gpukpm.run.config import build_model, load_config
+    from gpukpm.engine.kspace import kspace_moments
 
     cfg = load_config(args.config)
     if cfg["kspace"] is None:
@@ -125,8 +115,8 @@ def _cmd_kspace(args) -> int:
 
 
 def _cmd_response(args) -> int:
-    from . import io
-    from .kubo import kubo_response
+    from gpukpm.run import io
+    from gpukpm.response.kubo import kubo_response
 
     moments = io.load_moments(args.moments)
     resp = kubo_response(moments, args.energies, kernel=args.kernel, part=args.part,
@@ -140,32 +130,24 @@ def _cmd_response(args) -> int:
 
 
 def _cmd_aggregate(args) -> int:
-    from .aggregate import aggregate
+    from gpukpm.run.aggregate import aggregate
 
     aggregate([Path(f) for f in args.files], Path(args.output))
     return 0
 
 
 def _save_torques(path, csv, energies, fit, mags, meta) -> None:
-    from . import io
-    from .torque import save_csv
+    from gpukpm.run import io
 
-    with io.atomic_h5(path, "torques") as fh:
-        fh.create_dataset("energies", data=energies)
-        fh.create_dataset("magnetizations", data=mags)
-        for name, column in fit.as_arrays().items():
-            fh.create_dataset(name, data=column)
-        fh.create_dataset("covariance", data=fit.covariance)
-        fh.attrs["num_samples"] = fit.num_samples
-        fh.attrs["metadata"] = io.to_json(meta)
+    io.save_torques(path, energies, fit, mags, meta)
     if csv:
-        save_csv(csv, energies, fit)
+        io.save_torques_csv(csv, energies, fit)
 
 
 def _torque_samples(paths):
     """Per-sample S of the response files (one per magnetisation): (S, C, 3, E), realisations, exact, energies."""
-    from . import io
-    from .stats import EXACT_TRACES
+    from gpukpm.run import io
+    from gpukpm.engine.stats import EXACT_TRACES
 
     mags, samples, keys, energies, meta = [], [], None, None, {}
     for path in paths:
@@ -192,12 +174,12 @@ def _torque_samples(paths):
 
 
 def _cmd_torques(args) -> int:
-    from . import io
-    from .torque import fit_samples
+    from gpukpm.run import io
+    from gpukpm.torque.decomposition import fit_samples
 
     if args.run:
-        from .config import load_config
-        from .configurations import run_configurations
+        from gpukpm.run.config import load_config
+        from gpukpm.run.configurations import run_configurations
 
         cfg = load_config(args.run)
         if args.part not in cfg["response"]["parts"]:
@@ -205,14 +187,7 @@ def _cmd_torques(args) -> int:
         res = run_configurations(cfg, progress=not args.quiet)
         part = args.part
         result = fit_samples(res.magnetizations, res.samples[part], res.sample_realisations, exact=res.exact)
-        with io.atomic_h5(str(args.output) + ".responses.h5", "configuration_responses") as fh:
-            fh.create_dataset("magnetizations", data=res.magnetizations)
-            fh.create_dataset("energies", data=res.energies)
-            for p in res.values:
-                fh.create_dataset(f"{p}/values", data=res.values[p])
-                fh.create_dataset(f"{p}/stderr", data=res.stderr[p])
-                fh.create_dataset(f"{p}/samples", data=res.samples[p])
-            fh.attrs["metadata"] = io.to_json(res.metadata)
+        io.save_configuration_responses(str(args.output) + ".responses.h5", res)
         _save_torques(args.output, args.csv, res.energies, result, res.magnetizations,
                       dict(res.metadata, part=part, config=cfg))
         return 0
@@ -279,7 +254,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .backend import BackendUnavailable
+    from gpukpm.engine.backend import BackendUnavailable
 
     args = _parser().parse_args(argv)
     try:

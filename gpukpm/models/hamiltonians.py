@@ -19,7 +19,7 @@ functions only.  Every model gives ``spectral_bound(k)`` → ``(centres,
 radius)`` (eV): each eigenvalue of ``bloch(k)`` lies within ``radius`` of a
 centre (the spin-free dispersion; Weyl's inequality), and lattice models
 ``spectral_lipschitz`` (eV·nm), how fast the centres move with k — the
-k-space engine selects k points with them (``gpukpm.kspace``).  Orbitals: ``2 × sublattice + spin`` inside a cell (spin
+k-space engine selects k points with them (``gpukpm.engine.kspace``).  Orbitals: ``2 × sublattice + spin`` inside a cell (spin
 innermost, ↑ before ↓), cell ``(i1, i2)`` of an ``L1 × L2`` supercell at index
 ``i1 L2 + i2``, so the honeycomb orbital of cell c is ``4c + 2α + s``.
 
@@ -35,8 +35,8 @@ from functools import cached_property
 
 import numpy as np
 
-from . import lattice as _lattice
-from .operators import (
+from gpukpm.models import lattice as _lattice
+from gpukpm.models.operators import (
     CURRENT_NAMES,
     OPERATOR_NAMES,
     PAULI,
@@ -48,8 +48,8 @@ from .operators import (
     current_operator,
     spin_operator,
 )
-from .random import check_seed, disorder_generator
-from .stencil import lattice_stencil
+from gpukpm.models.random import check_seed, disorder_generator
+from gpukpm.models.stencil import lattice_stencil
 
 __all__ = [
     "HBAR2_OVER_2ME",
@@ -192,7 +192,7 @@ class _Model:
 
 
 class _LatticeModel(_Model):
-    """Tight-binding model on a :class:`~gpukpm.lattice.Lattice`, two spin states per site.
+    """Tight-binding model on a :class:`~gpukpm.models.lattice.Lattice`, two spin states per site.
 
     Subclasses give ``lattice``, ``_onsite_blocks()`` (one 2×2 spin block per
     sublattice, eV) and ``_bond_blocks()`` (one 2×2 hopping ``t_ij`` per
@@ -605,7 +605,7 @@ class System:
         return self._operators[name]
 
     def stencil(self, name: str):
-        """:class:`~gpukpm.stencil.CellStencil` of ``"H"`` or an operator name (cached).
+        """:class:`~gpukpm.models.stencil.CellStencil` of ``"H"`` or an operator name (cached).
 
         It represents the same matrix as :attr:`hamiltonian` / :meth:`operator`
         without column indices; the CPU engine steps with it.

@@ -1,6 +1,6 @@
 """Array backend: CuPy + cupyx.scipy.sparse on a CUDA device, NumPy + SciPy otherwise.
 
-With its CUDA kernels (:mod:`gpukpm.gpu_kernels`) it is the only module of gpukpm that
+With its CUDA kernels (:mod:`gpukpm.engine.gpu_kernels`) it is the only module of gpukpm that
 imports CuPy.  Every numerical module
 asks for a :class:`Backend` and uses ``backend.xp`` (the array module) and
 ``backend.sparse`` (the sparse module) so that one code path runs on both.
@@ -20,7 +20,7 @@ from types import ModuleType
 
 import numpy as np
 import scipy.sparse
-from .stencil import CellStencil
+from gpukpm.models.stencil import CellStencil
 
 __all__ = ["Backend", "BackendUnavailable", "get_backend", "gpu_status", "device_count", "cpu_name", "VALID_NAMES"]
 
@@ -129,12 +129,12 @@ class Backend:
         ``H2 = 2H̃`` (CSR on this backend).  On the GPU one cuSPARSE SpMM call
         does the whole step (``alpha=1, beta=−1`` on the Fortran-ordered
         transposes); on the CPU the fused multithreaded Numba kernel of
-        :mod:`gpukpm.cpu_kernels` when Numba is installed, else SciPy's CSR
-        product and one subtraction.  A :class:`~gpukpm.stencil.CellStencil`
-        H2 goes to the stencil kernel of the device (:mod:`gpukpm.gpu_kernels`
-        or :mod:`gpukpm.cpu_kernels`).
+        :mod:`gpukpm.engine.cpu_kernels` when Numba is installed, else SciPy's CSR
+        product and one subtraction.  A :class:`~gpukpm.models.stencil.CellStencil`
+        H2 goes to the stencil kernel of the device (:mod:`gpukpm.engine.gpu_kernels`
+        or :mod:`gpukpm.engine.cpu_kernels`).
         """
-        from . import cpu_kernels
+        from gpukpm.engine import cpu_kernels
 
         if isinstance(H2, CellStencil):
             self._stencil_kernels().stencil_step_into(H2, x, y, y)
@@ -156,7 +156,7 @@ class Backend:
 
         Lets the recursion write T_{n+1} straight into its block slot.
         """
-        from . import cpu_kernels
+        from gpukpm.engine import cpu_kernels
 
         if isinstance(H2, CellStencil):
             self._stencil_kernels().stencil_step_into(H2, x, y, out)
@@ -182,7 +182,7 @@ class Backend:
         flat = rows.reshape(-1, rows.shape[-1])
         if out is None:
             out = self.xp.empty(shape, dtype=rows.dtype)
-        from . import cpu_kernels
+        from gpukpm.engine import cpu_kernels
 
         if isinstance(M, CellStencil):
             self._stencil_kernels().stencil_apply(M, flat, out.reshape(flat.shape[0], M.dim))
@@ -194,24 +194,24 @@ class Backend:
         return out
 
     def uses_stencils(self) -> bool:
-        """True when operators may be :class:`~gpukpm.stencil.CellStencil`: on the CPU when Numba is
+        """True when operators may be :class:`~gpukpm.models.stencil.CellStencil`: on the CPU when Numba is
         installed, on the GPU when the generated CUDA kernel passed its one-time self-check against
-        cuSPARSE (:func:`gpukpm.gpu_kernels.usable`; ``GPUKPM_GPU_STENCIL=0`` keeps CSR)."""
+        cuSPARSE (:func:`gpukpm.engine.gpu_kernels.usable`; ``GPUKPM_GPU_STENCIL=0`` keeps CSR)."""
         if self.is_gpu:
-            from . import gpu_kernels
+            from gpukpm.engine import gpu_kernels
 
             return gpu_kernels.usable(self.device_id)
-        from . import cpu_kernels
+        from gpukpm.engine import cpu_kernels
 
         return cpu_kernels.available()
 
     def _stencil_kernels(self) -> ModuleType:
         """The module with this device's ``stencil_step_into`` and ``stencil_apply``."""
         if self.is_gpu:
-            from . import gpu_kernels
+            from gpukpm.engine import gpu_kernels
 
             return gpu_kernels
-        from . import cpu_kernels
+        from gpukpm.engine import cpu_kernels
 
         return cpu_kernels
 

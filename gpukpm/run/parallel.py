@@ -10,7 +10,7 @@ Tasks
     in one task); with ``kpm.trace: exact`` one task per realisation.  The
     list depends on the configuration only, never on the number of ranks.
     Vector ``v`` of realisation ``r`` is keyed by ``(seed, r, v)``
-    (:mod:`gpukpm.random`) and the disorder by ``(seed, r)``, so a task gives
+    (:mod:`gpukpm.models.random`) and the disorder by ``(seed, r)``, so a task gives
     the same numbers wherever it runs.
 
 Assignment
@@ -24,22 +24,22 @@ One rescaling for the whole run
     Samples can only be averaged if they share (a, b).  :func:`run_scaling`
     takes ``kpm.bounds`` when given; otherwise it computes the padded Lanczos
     bounds of the *pristine* supercell (clamped to its rigorous Gershgorin
-    discs, :func:`gpukpm.spectrum.rescaling`, on the CPU so every machine gets
+    discs, :func:`gpukpm.engine.spectrum.rescaling`, on the CPU so every machine gets
     the same numbers) and widens them by ``W/2`` on each side.  This is rigorous
     for every realisation: Anderson disorder adds a diagonal V with
     ‖V‖ ≤ W/2, and by Weyl's inequality every eigenvalue of H₀ + V lies within
     W/2 of the spectrum of H₀.  It is computed once, by rank 0, stored in the
     task folder's manifest and reused on resume; with W = 0 it equals the
-    rescaling :func:`~gpukpm.moments.kubo_moments` chooses by itself.
+    rescaling :func:`~gpukpm.engine.realspace.kubo_moments` chooses by itself.
     ``emin``/``emax`` are the pristine Ritz edges widened by W/2.
 
 Checkpoints and resume
-    Each finished task is written atomically (:func:`gpukpm.io.save_moments`)
+    Each finished task is written atomically (:func:`gpukpm.run.io.save_moments`)
     to ``OUTPUT.tasks/task-00012.h5``; its provenance carries the run
     fingerprint and the task's identity.  The fingerprint
     (:func:`config_fingerprint`) is a SHA-256 of the canonical JSON of every
     setting that changes the moments: the model (normalised through
-    :func:`~gpukpm.config.build_model`, so defaults written out or left
+    :func:`~gpukpm.run.config.build_model`, so defaults written out or left
     implicit hash alike), ``system``, and ``kpm`` without the tuning knobs
     ``block_size``, ``vectors_per_batch`` and ``memory_budget_gb`` (moments do
     not depend on them beyond round-off); ``backend``, ``response``,
@@ -112,16 +112,19 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from . import __version__, cpu_kernels, io
-from .backend import get_backend
-from .config import ConfigError, build_model, load_config
-from .kernels import num_moments_for
-from .moments import DEFAULT_MEMORY_FRACTION, Moments, kubo_moments
-from .progress import Progress
-from .spectrum import Rescaling, rescaling, margin_for
+from gpukpm import __version__
+from gpukpm.atomic import TEMPORARY_GLOB
+from gpukpm.engine import cpu_kernels
+from gpukpm.run import io
+from gpukpm.engine.backend import get_backend
+from gpukpm.run.config import ConfigError, build_model, load_config
+from gpukpm.response.kernels import num_moments_for
+from gpukpm.engine.realspace import DEFAULT_MEMORY_FRACTION, kubo_moments
+from gpukpm.engine.moments import Moments
+from gpukpm.engine.progress import Progress
+from gpukpm.engine.spectrum import Rescaling, rescaling, margin_for
 
 __all__ = ["SerialComm", "MPIComm", "mpi_world", "Task", "make_tasks", "assign_tasks", "device_for_rank",
            "select_backend", "run_scaling", "fingerprinted_config", "config_fingerprint", "tasks_folder",
@@ -358,11 +361,6 @@ def tasks_folder(output) -> Path:
     return output.with_name(output.name + ".tasks")
 
 
-def _read_provenance(path) -> dict:
-    with h5py.File(path, "r") as fh:
-        return io.from_json(fh.attrs.get("provenance", ""))
-
-
 # ----------------------------------------------------------------------------- planning (rank 0)
 @dataclass(frozen=True)
 class _Plan:
@@ -387,7 +385,7 @@ def _plan(cfg: dict, output: Path, resume: bool, comm, progress: bool) -> _Plan:
     tasks = tuple(make_tasks(cfg))
     if resume and output.exists():
         try:
-            prov = _read_provenance(output)
+            prov = io.read_provenance(output)
         except OSError as exc:
             raise ResumeMismatch(f"{output} exists and is not a readable gpukpm file ({exc}); remove it or "
                                  "rerun with --no-resume to overwrite it") from None
@@ -416,7 +414,7 @@ def _plan(cfg: dict, output: Path, resume: bool, comm, progress: bool) -> _Plan:
             "fingerprint": fp, "fingerprinted": fp_cfg, "num_tasks": len(tasks), "gpukpm": __version__,
             "scaling": {k: getattr(scaling, k) for k in ("a", "b", "emin", "emax", "epsilon")},
         }, indent=1, sort_keys=True))
-    for stale in folder.glob(".task-*.tmp"):  # left by a job killed inside an atomic write
+    for stale in folder.glob(TEMPORARY_GLOB.format(name="task-*")):  # left by a job killed mid-write
         stale.unlink()
     kpm = cfg["kpm"]
     N = kpm["num_moments"] or num_moments_for(cfg["response"]["kernel"], kpm["eta"], scaling.a,
@@ -427,7 +425,7 @@ def _plan(cfg: dict, output: Path, resume: bool, comm, progress: bool) -> _Plan:
         if not path.exists():
             continue
         try:
-            record = _read_provenance(path).get("task", {})
+            record = io.read_provenance(path).get("task", {})
         except OSError as exc:
             _log(comm, f"{path} is unreadable ({exc}): {task.describe()} is recomputed", True)
             continue

@@ -28,7 +28,7 @@ remove much less (X connects every sublattice pair).  Measured on the Fig. 3
 job (``benchmarks/bench_variance.py``, ``benchmarks/README.md``).
 
 Colourings (orbital index ``2·site + spin``, ``site = n_s·cell + α``,
-:mod:`gpukpm.lattice`):
+:mod:`gpukpm.models.lattice`):
 
 * ``"plain"``: one class (the plain estimator);
 * ``"spin_diluted"``: the spin s_z = ↑, ↓ (k = 2);
@@ -152,7 +152,7 @@ def control_variate(moments, control, exact):
     run (same seed, realisation ids, vector ids, estimator and rescaling) on the
     pristine system, whose samples ``μ⁰_r`` use the same random vectors;
     ``exact``: the exact pristine moments ``μ⁰`` with the same rescaling (the
-    exact trace, or :func:`gpukpm.kspace.kspace_moments` on the matching L1 × L2
+    exact trace, or :func:`gpukpm.engine.kspace.kspace_moments` on the matching L1 × L2
     grid with ``bounds=(b − a(1 − ε), b + a(1 − ε))`` and ``epsilon=ε`` from ``moments``, which
     give back its a and b).
     ``E[μ⁰_r] = μ⁰``, so the expectation is unchanged; the variance drops when

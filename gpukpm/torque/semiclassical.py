@@ -419,7 +419,7 @@ def rashba_2deg(energies, mass, rashba, exchange, tau, *, paper_torqueless: bool
 
     Parameters: ``energies`` (eV), ``mass`` (m_e, > 0), ``rashba`` λ_R (eV·nm),
     ``exchange`` J_ex (eV), ``tau`` (s, > 0; a scalar or one value per energy, e.g.
-    :func:`gpukpm.kernels.relaxation_time` of the KPM kernel being compared).  Returns the dict described in the
+    :func:`gpukpm.response.kernels.relaxation_time` of the KPM kernel being compared).  Returns the dict described in the
     module docstring, (V·nm)⁻¹.
     """
     ef = _energies(energies)

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from . import kernels
-from .estimators import ESTIMATORS
-from .models import model_from_dict
+from gpukpm.response import kernels
+from gpukpm.engine.estimators import ESTIMATORS
+from gpukpm.models.hamiltonians import model_from_dict
 
 __all__ = ["ConfigError", "load_config", "validate_config", "energy_grid", "realisation_ids", "build_model",
            "DEFAULTS"]

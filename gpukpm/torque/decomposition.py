@@ -37,13 +37,11 @@ M = 2).
 """
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Mapping
 
 import numpy as np
 
-from .stats import independent_samples
+from gpukpm.engine.stats import independent_samples
 
 __all__ = [
     "PARAMETERS",
@@ -425,7 +423,7 @@ def fit_samples(magnetizations, samples, realisations=None, *, exact: bool = Fal
 
         p̄ = (1/n) Σ_s p_s,    Cov(p̄) = (1/n) · 1/(n − 1) Σ_s (p_s − p̄)(p_s − p̄)ᵀ
 
-    over the n independent samples (:func:`gpukpm.stats.independent_samples`:
+    over the n independent samples (:func:`gpukpm.engine.stats.independent_samples`:
     realisation means when ``realisations`` has two or more ids, the samples
     themselves otherwise), whatever the correlations between configurations.
 
@@ -490,37 +488,11 @@ def fit_samples(magnetizations, samples, realisations=None, *, exact: bool = Fal
 
 
 def save_csv(path, energies, fit: TorqueFit) -> None:
-    """Write a fit as CSV, atomically (temporary file in the same folder, then ``os.replace``).
-
-    One header line, then one row per energy with columns ``energy`` (eV),
-    then for each of :data:`KEYS` the value and ``<key>_stderr`` (χ's in
-    (V·nm)⁻¹, ξ_FL dimensionless), ``relative_residual`` and, for a weighted
-    fit, ``chi2_per_dof`` (see :meth:`TorqueFit.as_arrays`).  Values are
-    written with 17 significant digits (exact round trip); NaN as ``nan``.
-    """
+    """Write a fit as a CSV table, atomically: :func:`gpukpm.run.io.save_torques_csv` (the owner of the
+    format: ``energy`` (eV), then for each of :data:`KEYS` the value, ``_stderr`` and ``_std``, then
+    ``residual`` and ``relative_residual``; 17 significant digits)."""
     if not isinstance(fit, TorqueFit):
         raise ValueError(f"fit must be a TorqueFit returned by gpukpm.torque.fit, got {type(fit).__name__}")
-    columns = fit.as_arrays()
-    n_energies = fit.params.shape[0]
-    energies = np.asarray(energies, dtype=np.float64)
-    if energies.shape != (n_energies,):
-        raise ValueError(f"energies must be a 1-D array of length {n_energies} (one per fitted energy), got shape {energies.shape}")
-    if not np.all(np.isfinite(energies)):
-        raise ValueError("energies must be finite (no NaN or inf)")
-    table = np.column_stack([energies, *columns.values()])
-    header = ",".join(["energy", *columns])
+    from gpukpm.run import io
 
-    path = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode honours the umask
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            np.savetxt(handle, table, delimiter=",", header=header, comments="", fmt="%.17g")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    io.save_torques_csv(path, energies, fit)

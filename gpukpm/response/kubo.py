@@ -47,9 +47,9 @@ import numpy as np
 import scipy.integrate
 import scipy.sparse
 
-from . import kernels as _kernels
-from .moments import Moments
-from .stats import EXACT_TRACES, mean_and_stderr, per_sample_std
+from gpukpm.response import kernels as _kernels
+from gpukpm.engine.moments import Moments
+from gpukpm.engine.stats import EXACT_TRACES, mean_and_stderr, per_sample_std
 
 __all__ = ["Response", "kubo_response", "conductivity", "window_usable_range", "PARTS", "BOLTZMANN_EV"]
 
@@ -105,7 +105,7 @@ class Response:
                                       self.num_moments, self.metadata.get("lorentz_lambda", 4.0))
 
     def relaxation_time(self) -> np.ndarray:
-        """τ(ε) = ħ/(2η_eff(ε)) (s) of this response's kernel (:func:`gpukpm.kernels.relaxation_time`).
+        """τ(ε) = ħ/(2η_eff(ε)) (s) of this response's kernel (:func:`gpukpm.response.kernels.relaxation_time`).
 
         The τ to give a Boltzmann formula compared with this Fermi-surface part.
         """
@@ -207,7 +207,7 @@ def window_usable_range(moments: Moments, eta: float) -> tuple[float, float, flo
     which removes the interband terms of the states within one band splitting
     of an edge (and the kernel spreads each state over a few η).  The margin is
     the largest splitting of spin partners at one k of the kept states
-    (``provenance["max_band_splitting"]``, :func:`gpukpm.kspace.band_splitting`)
+    (``provenance["max_band_splitting"]``, :func:`gpukpm.engine.kspace.band_splitting`)
     plus 3η, at each edge that drops a state of a kept k point
     (``provenance["window_cuts"]``; an edge beyond the whole spectrum cuts
     nothing).  None for moments without a window (real space, full k space).
@@ -236,7 +236,7 @@ def _check_usable_energies(energies: np.ndarray, moments: Moments, eta: float) -
                         f"(margin = largest spin splitting {margin - 3 * eta:.4g} eV + 3η, η = {eta:.3g} eV): "
                         "states there lose their spin partners outside the window", "widen the window")
     edge = moments.provenance.get("grid_edge_range") if moments.trace == "kspace" else None
-    if edge is not None:  # gpukpm.kspace.grid_edge_range
+    if edge is not None:  # gpukpm.engine.kspace.grid_edge_range
         lo = -np.inf if edge[0] is None else edge[0] + 3.0 * eta
         hi = np.inf if edge[1] is None else edge[1] - 3.0 * eta
         _refuse_outside(energies, lo, hi,

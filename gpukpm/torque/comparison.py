@@ -1,6 +1,6 @@
 r"""Kubo-Bastin against Boltzmann theory with one broadening: the conventional torques at m̂ = ẑ.
 
-The semiclassical closed forms (:mod:`gpukpm.semiclassical`) are exact at
+The semiclassical closed forms (:mod:`gpukpm.torque.semiclassical`) are exact at
 ``m̂ = ẑ`` and first order in the in-plane components of m̂, so the comparison
 is made where both sides are defined without an angular fit: with ``E ∥ x̂``
 and ``m̂ = ẑ`` the decomposition gives ``S_y = χ_FL`` and ``S_x = χ_DL``, and
@@ -10,7 +10,7 @@ and ``m̂ = ẑ`` the decomposition gives ``S_y = χ_FL`` and ``S_x = χ_DL``, a
   cut at the band bottom bias it, see ``kubo_response``'s warning);
 * ``χ_FL`` is the Fermi-surface ``S_y``: linear in τ, compared with the
   Boltzmann value at the relaxation time of the kernel actually used,
-  ``τ(ε) = ħ/(2η_eff(ε))`` (:func:`gpukpm.kernels.relaxation_time`:
+  ``τ(ε) = ħ/(2η_eff(ε))`` (:func:`gpukpm.response.kernels.relaxation_time`:
   ≈ 1.85 ħ/(2η_J) for Jackson, ħ/(2η(ε)) for Lorentz).
 
 Torque fits over many m̂ also absorb the higher angular harmonics that the
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import semiclassical
-from .models import Dirac, GrapheneRashba, Rashba2DEG, Rashba2DEGLattice
+from gpukpm.torque import semiclassical
+from gpukpm.models.hamiltonians import Dirac, GrapheneRashba, Rashba2DEG, Rashba2DEGLattice
 
 __all__ = ["boltzmann_reference", "conventional_torques"]
 
@@ -54,7 +54,7 @@ def boltzmann_reference(model, energies, tau, valleys: int | None = None) -> tup
 def conventional_torques(sea, surface) -> dict:
     """χ_DL = Fermi-sea S_x and χ_FL = Fermi-surface S_y of responses at m̂ = ẑ (module docstring).
 
-    ``sea``, ``surface``: :class:`gpukpm.kubo.Response` of (sx, sy, sz) with
+    ``sea``, ``surface``: :class:`gpukpm.response.kubo.Response` of (sx, sy, sz) with
     magnetisation (0, 0, 1).  Returns ``{"chi_DL", "chi_DL_stderr", "chi_FL",
     "chi_FL_stderr", "tau"}`` over the energies, τ (s) that of the surface
     response's kernel.
