@@ -28,6 +28,8 @@ import sys
 
 import numpy as np
 
+from . import envflags
+
 __all__ = ["available", "chebyshev_step", "chebyshev_step_into", "apply_rows", "stencil_step_into",
            "stencil_apply", "limit_threads"]
 
@@ -43,7 +45,7 @@ def limit_threads(count: int) -> None:
 
 @functools.lru_cache(maxsize=1)
 def _kernel():
-    if os.environ.get("GPUKPM_NUMBA", "1") == "0":
+    if not envflags.get("GPUKPM_NUMBA"):
         return None
     try:
         import numba
@@ -178,7 +180,7 @@ def kernel_directory() -> str:
     ``~/.cache/gpukpm/kernels``, else the temporary directory."""
     import tempfile
 
-    for candidate in (os.environ.get("GPUKPM_KERNEL_DIR"), os.path.join(os.path.expanduser("~"), ".cache", "gpukpm",
+    for candidate in (envflags.get("GPUKPM_KERNEL_DIR"), os.path.join(os.path.expanduser("~"), ".cache", "gpukpm",
                                                                           "kernels"),
                       os.path.join(tempfile.gettempdir(), "gpukpm-kernels")):
         if not candidate:
