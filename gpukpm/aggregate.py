@@ -33,6 +33,7 @@ import h5py
 import numpy as np
 
 from . import __version__, io
+from .errors import UsageError
 from .moments import Moments
 from .stats import mean_and_stderr
 
@@ -44,7 +45,7 @@ _PER_FILE_PARAMETERS = ("realisation", "realisations")
 _RTOL = 1e-10
 
 
-class IncompatibleMoments(ValueError):
+class IncompatibleMoments(UsageError):
     """Moment files that cannot be pooled into one ensemble."""
 
 

@@ -113,7 +113,7 @@ import numpy as np
 from . import __version__, cpu_kernels, envflags, io
 from .backend import get_backend
 from .config import ConfigError, build_model, load_config
-from .errors import RunFailure
+from .errors import RunFailure, UsageError
 from .kernels import num_moments_for
 from .moments import DEFAULT_MEMORY_FRACTION, Moments, kubo_moments
 from .progress import Progress
@@ -128,7 +128,7 @@ _MANIFEST = "manifest.json"
 _POLL_S = 0.005  # idle ranks poll every 5 ms
 
 
-class ResumeMismatch(ValueError):
+class ResumeMismatch(UsageError):
     """Existing task files or output belong to a different configuration."""
 
 

@@ -7,7 +7,7 @@ import os
 import platform
 import sys
 
-sys.path.insert(0, snakemake.params.scripts)  # noqa: F821
+sys.path.insert(0, snakemake.scriptdir)  # noqa: F821  (wflib)
 import gpukpm  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.stats  # noqa: E402
@@ -15,9 +15,10 @@ import snakemake as _snakemake_pkg  # noqa: E402
 from gpukpm import comparison, io, models, semiclassical  # noqa: E402
 from gpukpm.config import build_model  # noqa: E402
 
-from wflib import at_energy, dump, peak, read_fit, samples_needed  # noqa: E402
+from wflib import at_energy, dump, log_to_file, peak, read_fit, samples_needed  # noqa: E402
 
 sm = snakemake  # noqa: F821
+log_to_file(sm.log[0])
 cfg = sm.params.config
 out_dir = os.path.dirname(sm.output.md)
 rs = cfg["realspace"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import numpy as np
 
@@ -74,6 +75,11 @@ def dump(path, obj) -> None:
     with open(path, "w") as fh:
         json.dump(obj, fh, indent=2, sort_keys=True)
         fh.write("\n")
+
+
+def log_to_file(path) -> None:
+    """Send what the script prints (stdout and stderr, warnings included) to the rule's log file."""
+    sys.stdout = sys.stderr = open(path, "w", buffering=1)
 
 
 def setup_matplotlib():
