@@ -47,6 +47,7 @@ def _plain_scalar(value):
 
 
 Int = Annotated[int, BeforeValidator(_plain_scalar), Strict()]
+Bool = Annotated[bool, BeforeValidator(_plain_scalar), Strict()]
 Float = Annotated[float, BeforeValidator(_plain_scalar), Strict(), AllowInfNan(False)]
 PositiveInt = Annotated[Int, Field(ge=1)]
 NonNegativeInt = Annotated[Int, Field(ge=0)]
@@ -291,7 +292,7 @@ class RunConfig(Closed):
 class RealspaceSection(Closed):
     """The disorder sweep in real space: one moments job per W × magnetisation × realisation chunk."""
 
-    enabled: bool = Field(True, description="run the real-space sweep")
+    enabled: Bool = Field(True, description="run the real-space sweep")
     model: PipelineModelSpec | None = Field(None, description="the model without m̂ (set per configuration)")
     shape: Shape | None = None
     disorder: Annotated[list[NonNegativeFloat], Field(min_length=1)] | None = Field(
@@ -336,7 +337,7 @@ class KspaceCase(Closed):
     """One pristine k-space calculation (all magnetisations)."""
 
     label: str | None = Field(None, description="title of its figure")
-    match_realspace: bool = Field(
+    match_realspace: Bool = Field(
         False, description="mirror the pristine real-space lattice: grid = realspace.shape, the sweep's "
                            "rescaling and N, realspace.energies (grid, num_moments, bounds, window, energies left out)")
     model: PipelineModelSpec = Field(description="the model without m̂")
@@ -366,7 +367,7 @@ class KspaceCase(Closed):
 class PipelineKspace(Closed):
     """Pristine k-space cases."""
 
-    enabled: bool = Field(True, description="run the k-space cases")
+    enabled: Bool = Field(True, description="run the k-space cases")
     cases: dict[str, KspaceCase] = Field(default_factory=dict, description="one name per case")
 
 
