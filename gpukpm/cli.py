@@ -317,10 +317,17 @@ def _cmd_torques_run(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2), like every other error of the command."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gpukpm", description="KPM Kubo-Bastin spin densities and torques")
+    p = _Parser(prog="gpukpm", description="KPM Kubo-Bastin spin densities and torques")
     p.add_argument("--version", action="version", version=f"gpukpm {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def common(sp):
         sp.add_argument("-o", "--output", required=True, help="output HDF5 file")

@@ -16,6 +16,7 @@ exports the JSON Schema (for documentation and editors).
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Annotated, Any, Literal, Union
 
 import numpy as np
@@ -419,7 +420,6 @@ def _location(error, data, root: str = "") -> str:
 _PHRASES = (("Value error, ", ""), ("Input should be ", "must be "), ("greater than or equal to ", ">= "),
             ("greater than ", "> "), ("less than or equal to ", "<= "), ("less than ", "< "),
             ("a valid integer", "an integer"), ("a valid number", "a number"), ("a valid list", "a list"),
-            ("a valid dictionary or instance of EnergyRange", "{start, stop, num}"),
             ("List should have", "must have"), (" after validation", ""))
 
 
@@ -427,6 +427,7 @@ def _short(message: str) -> str:
     """pydantic's message in the configuration's words: ``must be >= 2``."""
     for old, new in _PHRASES:
         message = message.replace(old, new)
+    message = re.sub(r"a valid dictionary( or instance of \w+)?", "a mapping", message)
     return message[0].lower() + message[1:]
 
 

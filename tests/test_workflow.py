@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import math
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import h5py
@@ -25,8 +27,19 @@ N_MAGNETISATIONS = 14  # gpukpm.torque.magnetizations(2)
 pytest.importorskip("snakemake")
 
 
+@functools.lru_cache(maxsize=1)
+def gpukpm_shim() -> Path:
+    """A `gpukpm` executable running this Python's gpukpm (whatever console script the venv holds)."""
+    folder = Path(tempfile.mkdtemp(prefix="gpukpm-bin-"))
+    (folder / "gpukpm").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m gpukpm "$@"\n')
+    (folder / "gpukpm").chmod(0o755)
+    return folder / "gpukpm"
+
+
 def snakemake(*args, cwd, timeout=600):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(cwd), *map(str, args)]
+    """Run the pipeline with the `gpukpm` of the Python running the tests (config key `gpukpm`)."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(cwd),
+           "--config", f"gpukpm={gpukpm_shim()}", *map(str, args)]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
