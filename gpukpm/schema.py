@@ -23,6 +23,8 @@ import numpy as np
 from pydantic import (AfterValidator, AllowInfNan, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Strict, Tag,
                       TypeAdapter, ValidationError, create_model, model_validator)
 
+from annotated_types import Ge, Gt
+
 from . import kernels
 from .errors import ConfigError
 from .estimators import ESTIMATORS
@@ -47,13 +49,19 @@ def _plain_scalar(value):
     return value
 
 
-Int = Annotated[int, BeforeValidator(_plain_scalar), Strict()]
-Bool = Annotated[bool, BeforeValidator(_plain_scalar), Strict()]
-Float = Annotated[float, BeforeValidator(_plain_scalar), Strict(), AllowInfNan(False)]
-PositiveInt = Annotated[Int, Field(ge=1)]
-NonNegativeInt = Annotated[Int, Field(ge=0)]
-PositiveFloat = Annotated[Float, Field(gt=0)]
-NonNegativeFloat = Annotated[Float, Field(ge=0)]
+def _typed(kind, **limits):
+    """``kind`` (int, float or bool) typed strictly (no "3" for 3, no bool for a number; floats finite), with
+    ``ge``/``gt`` limits; NumPy scalars accepted (the before-validator goes last: it runs first and leaves
+    the limits in the JSON Schema)."""
+    marks = [Strict()] + ([AllowInfNan(False)] if kind is float else [])
+    marks += [Ge(limits["ge"])] if "ge" in limits else []
+    marks += [Gt(limits["gt"])] if "gt" in limits else []
+    return Annotated[tuple([kind] + marks + [BeforeValidator(_plain_scalar)])]
+
+
+Int, Float, Bool = _typed(int), _typed(float), _typed(bool)
+PositiveInt, NonNegativeInt, AtLeastTwoInt = _typed(int, ge=1), _typed(int, ge=0), _typed(int, ge=2)
+PositiveFloat, NonNegativeFloat = _typed(float, gt=0), _typed(float, ge=0)
 Operator = Literal[OPERATORS]
 Part = Literal[PARTS]
 Kernel = Literal[tuple(kernels.KERNELS)]
@@ -222,7 +230,7 @@ class KspaceSection(Closed):
 class KpmSection(Closed):
     """Chebyshev expansion and stochastic trace."""
 
-    num_moments: Annotated[Int, Field(ge=2)] | None = Field(
+    num_moments: AtLeastTwoInt | None = Field(
         None, description="Chebyshev moments N (give num_moments or eta; default 256)")
     eta: PositiveFloat | None = Field(None, description="band-centre broadening η (eV) of the kernel: chooses N")
     trace: Trace = Field(4, description="random vectors per realisation, or 'exact' (all basis vectors)")
@@ -262,7 +270,7 @@ class ResponseSection(Closed):
 class TorqueSection(Closed):
     """Magnetisation sampling of the torque fit."""
 
-    order: Annotated[Int, Field(ge=2)] = Field(
+    order: AtLeastTwoInt = Field(
         2, description="M: 2^M + 1 polar × 2M azimuthal magnetisations (M = 2: the paper's 14; M ≥ 2 fixes "
                        "the 6 torque parameters)")
 
@@ -271,7 +279,7 @@ class DosSection(Closed):
     """Density of states (1D moments)."""
 
     energies: Energies | None = Field(None, description="energies (eV): {start, stop, num} or a list")
-    num_moments: Annotated[Int, Field(ge=2)] = Field(512, description="Chebyshev moments N")
+    num_moments: AtLeastTwoInt = Field(512, description="Chebyshev moments N")
     trace: Trace = Field(8, description="random vectors, or 'exact'")
     kernel: Kernel = Field("jackson", description="KPM kernel")
 
@@ -302,7 +310,7 @@ class RealspaceSection(Closed):
     realisations_per_job: PositiveInt = Field(1, description="realisations computed by one moments job")
     trace: PositiveInt | None = Field(None, description="random vectors per realisation")
     vectors_per_task: PositiveInt | None = Field(None, description="random vectors per MPI task")
-    num_moments: Annotated[Int, Field(ge=2)] | None = Field(
+    num_moments: AtLeastTwoInt | None = Field(
         None, description="Chebyshev moments N, the same for every W (give num_moments or eta)")
     eta: PositiveFloat | None = Field(
         None, description="band-centre broadening η (eV) of response.kernel; N chosen for the sweep's rescaling")
@@ -345,7 +353,7 @@ class KspaceCase(Closed):
     grid: GridSpec | None = Field(None, description="[L1, L2] or {kind: polar|square|monkhorst_pack, ...}")
     window: EnergyPair | None = Field(None, description="kept states' energies [lo, hi] (eV)")
     chunk_size: PositiveInt | None = Field(None, description="k points per batch")
-    num_moments: Annotated[Int, Field(ge=2)] | None = Field(None, description="Chebyshev moments N")
+    num_moments: AtLeastTwoInt | None = Field(None, description="Chebyshev moments N")
     bounds: EnergyPair | None = Field(None, description="spectral bounds (eV); null: from the model")
     energies: EnergyRange | None = Field(None, description="Fermi energies (eV)")
     semiclassical: Literal["auto", "dirac", "rashba_2deg", "none"] = Field(
