@@ -349,3 +349,18 @@ def test_demo_pristine_real_space_agrees_with_k_space(tmp_path):
     for key in ("chi_FL", "chi_DL"):
         assert agreement[key]["p_value"] > 0.05 and agreement[key]["dof"] == 3
     assert summary["broadening"]["realspace_identical"]
+
+
+def test_report_comparison_ranges_come_from_the_package():
+    """The report's Kubo/Boltzmann energies and the Dirac semi-gap (gpukpm.comparison, not the scripts)."""
+    from gpukpm import comparison, models
+
+    graphene = models.GrapheneRashba(rashba=0.008, exchange=0.060, mass=0.008)
+    assert comparison.boltzmann_threshold(graphene, 0.002) == pytest.approx((0.030 + 0.008 + 0.006, True))
+    assert comparison.dirac_semigap(graphene, 0.002) == pytest.approx((0.022 + 0.006, 0.038 - 0.006))
+    gas = models.Rashba2DEG(rashba=0.02, exchange=0.2)
+    assert comparison.boltzmann_threshold(gas, 0.001) == pytest.approx((0.1 + 0.003, False))
+    assert comparison.dirac_semigap(gas, 0.001) is None
+    assert comparison.dirac_semigap(models.Dirac(exchange=0.0), 0.001) is None
+    scripts = "".join(p.read_text() for p in (ROOT / "workflow" / "scripts").glob("*.py"))
+    assert "sqrt(3)" not in scripts and "j / 2 + delta" not in scripts

@@ -8,7 +8,6 @@ harmonics the first-order theory leaves out.
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821  (wflib)
-import numpy as np  # noqa: E402
 from gpukpm import comparison, io  # noqa: E402
 from gpukpm.config import build_model  # noqa: E402
 

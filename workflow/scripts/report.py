@@ -12,7 +12,7 @@ import gpukpm  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.stats  # noqa: E402
 import snakemake as _snakemake_pkg  # noqa: E402
-from gpukpm import comparison, io, models, semiclassical  # noqa: E402
+from gpukpm import comparison, io, semiclassical  # noqa: E402
 from gpukpm.config import build_model  # noqa: E402
 
 from wflib import at_energy, dump, log_to_file, peak, read_fit, samples_needed  # noqa: E402
@@ -145,9 +145,7 @@ if sm.params.cases:
             model = build_model(dict(c["model"], magnetization=[0.0, 0.0, 1.0]))
             ref, label = comparison.boltzmann_reference(model, sea.energies, kubo["tau"], valleys=c.get("valleys"))
             # away from charge neutrality (Dirac) or above the pseudogap (2DEG): beyond the splitting at k = 0 + 3η
-            dirac_like = isinstance(model, (models.GrapheneRashba, models.Dirac))
-            j, delta = abs(model.exchange), abs(model.mass) if dirac_like else 0.0
-            scale = j / 2 + delta + 3 * surface.eta
+            scale, dirac_like = comparison.boltzmann_threshold(model, surface.eta)
             away = (np.abs(sea.energies) if dirac_like else sea.energies) > scale
             ratio = {k: kubo[k][away] / ref[k][away] for k in ("chi_FL", "chi_DL")}
             cell = {k: (f"{np.median(v):.4f} [{v.min():.3f}, {v.max():.3f}]" if v.size else "—")
@@ -156,13 +154,15 @@ if sm.params.cases:
                 k: (float(np.median(v)) if v.size else None) for k, v in ratio.items()}
             rows.append(f"| {case} | {label} | {surface.kernel}, η = {surface.eta * 1e3:.3g} meV | "
                         f"{'|ε_F|' if dirac_like else 'ε_F'} > {scale:.3g} eV | {cell['chi_FL']} | {cell['chi_DL']} |")
-            semi = ((np.abs(sea.energies) > abs(j / 2 - delta) + 3 * surface.eta)
-                    & (np.abs(sea.energies) < j / 2 + delta - 3 * surface.eta))
-            if dirac_like and j > 0 and semi.any():  # Dirac semi-gap: τ = (ħ/J_ex)|χ_FL/χ_DL| (paper, Fig. 2 right inset)
+            gap = comparison.dirac_semigap(model, surface.eta)
+            semi = np.zeros(sea.energies.shape, bool) if gap is None else (
+                (np.abs(sea.energies) > gap[0]) & (np.abs(sea.energies) < gap[1]))
+            if semi.any():  # Dirac semi-gap: τ = (ħ/J_ex)|χ_FL/χ_DL| (paper, Fig. 2 right inset)
+                j = abs(model.exchange)
                 tau_ratio = semiclassical.HBAR / j * np.abs(kubo["chi_FL"][semi] / kubo["chi_DL"][semi]) / kubo["tau"][semi]
                 summary["kspace"][case]["semigap_tau_ratio"] = float(np.median(tau_ratio))
-                semigap_rows.append(f"| {case} | {semi.sum()} energies in ±({abs(j / 2 - delta):.3g}, "
-                                    f"{j / 2 + delta:.3g}) eV | {np.median(tau_ratio):.4f} "
+                semigap_rows.append(f"| {case} | {semi.sum()} energies in ±({gap[0] - 3 * surface.eta:.3g}, "
+                                    f"{gap[1] + 3 * surface.eta:.3g}) eV | {np.median(tau_ratio):.4f} "
                                     f"[{tau_ratio.min():.3f}, {tau_ratio.max():.3f}] |")
         if rows:
             lines += ["### Kubo-Bastin vs Boltzmann at m̂ = ẑ", "",
