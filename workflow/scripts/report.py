@@ -23,8 +23,8 @@ cfg = sm.params.config
 out_dir = os.path.dirname(sm.output.md)
 rs = cfg["realspace"]
 # independent samples of a real-space set: realisations (each with its vectors), or the vectors of one
-n_real = rs.get("realisations", 1)
-n_ind = n_real if n_real >= 2 else rs.get("trace", 1)
+n_real = rs["realisations"] or 1  # the validated configuration (gpukpm.schema.PipelineConfig): every key present
+n_ind = n_real if n_real >= 2 else (rs["trace"] or 1)
 
 
 def rel(path):
@@ -63,7 +63,7 @@ if "peaks" in sm.input.keys():
     window = peaks["window"]
     ref = next(iter(peaks["peaks"].values()))["reference_W"]
     kind = "realisations (each with its vectors)" if n_real >= 2 else "random vectors"
-    target = rs.get("target_rel_error", 0.05)
+    target = rs["target_rel_error"]
     lines += ["## Disorder (real space, total response)", "",
               f"Peak values: largest |χ| over ε_F ∈ {window or 'all energies'}, ± one standard error from the "
               f"scatter of per-sample torque fits over {n_ind} independent {kind} (`torque.fit_samples`: "
@@ -102,7 +102,7 @@ for case in sm.params.matched:
     dof = n_ind - 1
     rows, agreement = [], {}
     for key in ("chi_FL", "chi_DL"):
-        kp = peak(kfit, key, rs.get("peak_window"))
+        kp = peak(kfit, key, rs["peak_window"])
         rp = at_energy(real, key, kp["energy"])
         t = (rp["value"] - kp["value"]) / rp["stderr"] if rp["stderr"] > 0 else math.inf
         p_value = float(2 * scipy.stats.t.sf(abs(t), dof)) if dof >= 1 else math.nan
@@ -184,11 +184,11 @@ lines += ["## Run metadata", "",
           f"{cfg['response']['temperature']} K; parts: {', '.join(cfg['response']['parts'])}",
           f"- magnetisations: {len(sm.params.mags)} of order {cfg['torque']['order']} "
           f"(indices {', '.join(sm.params.mags)})"]
-if rs.get("enabled", True) and "model" in rs:
+if rs["enabled"]:
     lines += [f"- real space: {rs['model']}, {rs['shape'][0]}×{rs['shape'][1]} cells, W = {rs['disorder']} eV, "
               f"{rs['realisations']} realisations in {len(sm.params.chunks)} chunk(s), {rs['trace']} random "
               f"vector(s) per realisation, N = {sm.params.sweep_num_moments}"
-              + (f" (from η = {rs['eta']} eV)" if rs.get("eta") else "") + f", energies {rs['energies']}"]
+              + (f" (from η = {rs['eta']} eV)" if rs["eta"] else "") + f", energies {rs['energies']}"]
 for case in sm.params.cases:
     c = cfg["kspace"]["cases"][case]
     if c.get("match_realspace"):
