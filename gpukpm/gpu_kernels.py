@@ -34,7 +34,6 @@ and the backend falls back to CSR, with a warning, if it fails;
 from __future__ import annotations
 
 import functools
-import os
 import warnings
 
 import numpy as np

@@ -17,40 +17,35 @@ import signal
 import sys
 
 
-def raise_in_task(monkeypatch, index: int) -> None:
-    """Make task ``index`` of :func:`gpukpm.parallel.run_moments` raise at its start."""
-    from gpukpm import parallel
-
-    compute = parallel._compute
-
+def _failing(compute, index: int):
+    """``compute`` (gpukpm.parallel._compute) made to raise for task ``index``."""
     def failing(task, *args, **kwargs):
         if task.index == index:
             raise RuntimeError(f"task {index}: injected failure")
         return compute(task, *args, **kwargs)
 
-    monkeypatch.setattr(parallel, "_compute", failing)
+    return failing
+
+
+def raise_in_task(monkeypatch, index: int) -> None:
+    """Make task ``index`` of :func:`gpukpm.parallel.run_moments` raise at its start."""
+    from gpukpm import parallel
+
+    monkeypatch.setattr(parallel, "_compute", _failing(parallel._compute, index))
 
 
 def _install_from_environment() -> None:
     from gpukpm import parallel
 
-    raise_index = os.environ.get("FAULT_RAISE_IN_TASK")
-    if raise_index is not None:
-        compute = parallel._compute
-
-        def failing(task, *args, **kwargs):
-            if task.index == int(raise_index):
-                raise RuntimeError(f"task {task.index}: injected failure")
-            return compute(task, *args, **kwargs)
-
-        parallel._compute = failing
+    if os.environ.get("FAULT_RAISE_IN_TASK") is not None:
+        parallel._compute = _failing(parallel._compute, int(os.environ["FAULT_RAISE_IN_TASK"]))
     fail_after = int(os.environ.get("FAULT_FAIL_AFTER_TASKS", "0"))
     if fail_after:
         save, written = parallel.io.save_moments, []
 
         def save_then_maybe_die(path, moments):
             save(path, moments)
-            if str(path).endswith(".h5") and ".tasks" in str(path):
+            if ".tasks" in str(path):  # a task file, not the merged output
                 written.append(path)
                 if len(written) == fail_after:
                     os.kill(os.getpid(), signal.SIGKILL)
