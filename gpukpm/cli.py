@@ -121,14 +121,13 @@ def _cmd_dos(args) -> int:
     from .config import build_model, energy_grid
     from .dos import dos
     from .moments import dos_moments
-    from .resources import check_real_space
 
     cfg = _config(args.config, "system.shape")
     if cfg["dos"]["energies"] is None:
         raise UsageError(f"{args.config}: dos.energies is required by this command")
     energies = energy_grid(cfg["dos"]["energies"], "dos.energies")
     model = build_model(cfg["model"])
-    check_real_space(model, cfg, cfg["dos"]["num_moments"], operators=0)
+    _check_memory(cfg, args.config, cfg["dos"]["num_moments"], operators=0)
     system = model.real_space(shape=tuple(cfg["system"]["shape"]), disorder=cfg["system"]["disorder"],
                               seed=cfg["kpm"]["seed"], realisation=cfg["system"]["realisations"][0])
     moments = dos_moments(system, num_moments=cfg["dos"]["num_moments"], trace=cfg["dos"]["trace"],
@@ -154,21 +153,25 @@ def _cmd_dos(args) -> int:
     return 0
 
 
-def _check_memory(cfg: dict) -> None:
-    """Refuse a real-space run whose least memory exceeds this machine's (gpukpm.resources)."""
-    from .config import build_model
+def _check_memory(cfg: dict, source: str, num_moments: int | None, operators: int) -> None:
+    """Refuse a real-space run of ``source`` whose least memory exceeds this machine's (gpukpm.resources).
+
+    With ``kpm.eta``, N follows from the spectrum at run time; the moments being a small term, N = 2 is taken.
+    """
+    from .config import ConfigError, build_model
     from .resources import check_real_space
 
-    kpm = cfg["kpm"]
-    # with eta, N follows from the spectrum at run time; the moments being a small term, the estimate takes N = 2
-    check_real_space(build_model(cfg["model"]), cfg, kpm["num_moments"] or 2, operators=len(kpm["left"]) + 1)
+    try:
+        check_real_space(build_model(cfg["model"]), cfg, num_moments or 2, operators=operators)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def _cmd_moments(args) -> int:
     from .parallel import run_moments
 
     cfg = _config(args.config, "system.shape")
-    _check_memory(cfg)
+    _check_memory(cfg, args.config, cfg["kpm"]["num_moments"], operators=len(cfg["kpm"]["left"]) + 1)
     run_moments(cfg, Path(args.output), resume=not args.no_resume, progress=not args.quiet)
     return 0
 
@@ -301,7 +304,7 @@ def _cmd_torques_run(args) -> int:
     if args.part not in cfg["response"]["parts"]:
         raise UsageError(f"--part {args.part}: not among response.parts {cfg['response']['parts']} of {args.config}")
     if cfg["system"]["shape"] is not None:
-        _check_memory(cfg)
+        _check_memory(cfg, args.config, cfg["kpm"]["num_moments"], operators=len(cfg["kpm"]["left"]) + 1)
     res = run_configurations(cfg, progress=not args.quiet)
     result = fit_samples(res.magnetizations, res.samples[args.part], res.sample_realisations, exact=res.exact)
     with io.atomic_h5(str(args.output) + ".responses.h5", "configuration_responses") as fh:

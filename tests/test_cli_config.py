@@ -238,7 +238,7 @@ def test_memory_beyond_the_machine_is_refused_before_allocation(tmp_path, capsys
     t0 = time.perf_counter()
     for command in ("moments", "dos"):
         assert main([command, str(cfg), "-o", str(tmp_path / "x.h5")]) == 2
-        _one_line_error(capsys, "system.shape [100000, 100000]", "need at least", "available on this machine")
+        _one_line_error(capsys, f"{cfg}: system.shape [100000, 100000]", "need at least", "available on this machine")
     assert time.perf_counter() - t0 < 5
     assert not (tmp_path / "x.h5").exists()
 
