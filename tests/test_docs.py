@@ -136,7 +136,7 @@ def test_schema_page_renders_every_pipeline_key():
 
 
 def test_schema_page_reads_pydantic_json_schema():
-    """Issue 17 switches the run configuration to pydantic's model_json_schema(): $defs, anyOf, title."""
+    """The renderer reads pydantic's JSON Schema constructs: $defs, $ref, anyOf with null, enum, title."""
     docs = _renderer()
     schema = {
         "title": "RunConfig", "type": "object", "description": "A run.",

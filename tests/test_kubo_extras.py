@@ -62,7 +62,8 @@ def test_torques_run_command(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "torques.h5"
-    assert main(["torques", "--run", str(path), "-o", str(out), "--csv", str(tmp_path / "t.csv"), "-q"]) == 0
+    assert main(["torques-run", str(path), "--part", "total", "-o", str(out), "--csv", str(tmp_path / "t.csv"),
+                 "-q"]) == 0
     import h5py
 
     with h5py.File(out, "r") as fh:

@@ -7,7 +7,6 @@ import pytest
 import scipy.sparse
 import scipy.stats
 
-import gpukpm.models as models
 from gpukpm.models import hamiltonians
 from gpukpm.models import HBAR2_OVER_2ME, Dirac, GrapheneRashba, Rashba2DEG, Rashba2DEGLattice, model_from_dict
 from gpukpm.models.random import disorder_generator

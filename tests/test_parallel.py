@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
+import faults
 from gpukpm.engine.spectrum import margin_for
 from gpukpm.run import parallel
 from gpukpm.run.config import build_model, load_config
@@ -62,8 +63,10 @@ def write_config(path, cfg=None) -> Path:
 
 
 def cli(cfg_path, out, ranks=None, env=None, timeout=60):
-    """Run ``[mpiexec -n ranks] python -m gpukpm moments CFG -o OUT``; return the CompletedProcess."""
-    cmd = [sys.executable, "-m", "gpukpm", "moments", str(cfg_path), "-o", str(out)]
+    """Run ``[mpiexec -n ranks] python -m gpukpm moments CFG -o OUT`` (``tests/faults.py`` for ``FAULT_*``)."""
+    faulty = any(key.startswith("FAULT_") for key in (env or {}))  # tests/faults.py injects them
+    entry = [str(REPO / "tests" / "faults.py")] if faulty else ["-m", "gpukpm"]
+    cmd = [sys.executable, *entry, "moments", str(cfg_path), "-o", str(out)]
     if ranks:
         cmd = [MPIEXEC, "-n", str(ranks)] + cmd
     full_env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
@@ -223,7 +226,7 @@ def test_killed_serial_run_resumes_without_recomputing(tmp_path, reference):
     """No mpiexec (mpi4py singleton): killed after 2 tasks, the rerun computes exactly the other 4."""
     cfg = write_config(tmp_path / "cfg.yaml")
     out = tmp_path / "out.h5"
-    killed = cli(cfg, out, env={"GPUKPM_FAIL_AFTER_TASKS": "2"})
+    killed = cli(cfg, out, env={"FAULT_FAIL_AFTER_TASKS": "2"})
     assert killed.returncode == -9, killed.stderr  # SIGKILL
     assert not out.exists()
     assert _task_files(out) == ["task-00000.h5", "task-00001.h5"]
@@ -254,7 +257,7 @@ def test_killed_mpi_run_resumes_on_other_rank_count(tmp_path, reference):
     """2 ranks, each SIGKILLs itself after its first task; rerun on 3 ranks computes only the rest."""
     cfg = write_config(tmp_path / "cfg.yaml")
     out = tmp_path / "out.h5"
-    killed = cli(cfg, out, ranks=2, env={"GPUKPM_FAIL_AFTER_TASKS": "1"})
+    killed = cli(cfg, out, ranks=2, env={"FAULT_FAIL_AFTER_TASKS": "1"})
     assert killed.returncode != 0
     assert not out.exists()
     finished = [int(name[5:10]) for name in _task_files(out)]
@@ -318,7 +321,7 @@ def test_refusal_under_mpi_is_a_clean_error_on_every_rank(tmp_path):
 def test_failing_rank_aborts_the_job(tmp_path):
     cfg = write_config(tmp_path / "cfg.yaml")
     out = tmp_path / "out.h5"
-    proc = cli(cfg, out, ranks=2, env={"GPUKPM_RAISE_IN_TASK": "4"})  # tasks 3–5 are rank 1's
+    proc = cli(cfg, out, ranks=2, env={"FAULT_RAISE_IN_TASK": "4"})  # tasks 3–5 are rank 1's
     assert proc.returncode != 0
     assert "rank 1/2" in proc.stderr
     assert "failed in task 4 (realisation 2, vectors 0-1)" in proc.stderr
@@ -328,7 +331,7 @@ def test_failing_rank_aborts_the_job(tmp_path):
 
 
 def test_failing_task_raises_in_one_process(tmp_path, monkeypatch):
-    monkeypatch.setenv("GPUKPM_RAISE_IN_TASK", "1")
+    faults.raise_in_task(monkeypatch, 1)
     out = tmp_path / "out.h5"
     with pytest.raises(TaskFailed, match=r"rank 0/1 .* failed in task 1 \(realisation 0, vectors 2-3\)"):
         run_moments(CONFIG, out, comm=SerialComm(), progress=False)

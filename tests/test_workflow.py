@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import math
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import h5py
@@ -20,14 +22,24 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "workflow" / "Snakefile"
-SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 N_MAGNETISATIONS = 14  # gpukpm.torque.magnetizations(2)
 
 pytest.importorskip("snakemake")
 
 
+@functools.lru_cache(maxsize=1)
+def gpukpm_shim() -> Path:
+    """A `gpukpm` executable running this Python's gpukpm (whatever console script the venv holds)."""
+    folder = Path(tempfile.mkdtemp(prefix="gpukpm-bin-"))
+    (folder / "gpukpm").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m gpukpm "$@"\n')
+    (folder / "gpukpm").chmod(0o755)
+    return folder / "gpukpm"
+
+
 def snakemake(*args, cwd, timeout=600):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(cwd), *map(str, args)]
+    """Run the pipeline with the `gpukpm` of the Python running the tests (config key `gpukpm`)."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(cwd),
+           "--config", f"gpukpm={gpukpm_shim()}", *map(str, args)]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -97,9 +109,12 @@ def test_paper_dry_run_with_slurm_profile(tmp_path):
     assert counts == expected
     assert expected["moments"] == 10 * 14 * 11
     out = res.stdout + res.stderr
-    # MPI through srun with the profile's GPU resources; gpukpm by absolute path
+    # MPI through srun with the profile's GPU resources; gpukpm from PATH
     assert re.search(r"tasks=4, mpi=srun, nodes=1, gpu=4, tasks_per_gpu=1, cpus_per_gpu=4", out)
-    assert re.search(r"srun -n 4 /\S+/gpukpm moments ", out)
+    assert re.search(r"srun -n 4 gpukpm moments ", out)
+    # no absolute path of the checkout or the venv in any command (moving the checkout reruns nothing)
+    commands = re.findall(r"^.*\bgpukpm (?:moments|kspace|response|aggregate|torques)\b.*$", out, flags=re.M)
+    assert commands and not [c for c in commands if str(ROOT) in c or str(Path(sys.executable).parent) in c]
     assert "Group job reconstruct" in out
 
 
@@ -117,58 +132,99 @@ def test_paper_workstation_dry_run(tmp_path):
     assert job_stats(res.stdout + res.stderr) == expected
 
 
-# --------------------------------------------------------------------------- schema
-def _validate(cfg):
-    from snakemake.utils import validate
-
-    validate(copy.deepcopy(cfg), str(SCHEMA), set_default=True)
-
-
+# --------------------------------------------------------------------------- schema (gpukpm.run.schema, gpukpm.run.pipeline)
 def test_schema_accepts_shipped_configs():
+    from gpukpm.run.pipeline import Pipeline
+
     for name in ("config.yaml", "paper.yaml", "paper-workstation.yaml"):
-        _validate(yaml.safe_load((ROOT / "config" / name).read_text()))
-    _validate(TINY)
+        Pipeline(yaml.safe_load((ROOT / "config" / name).read_text()), name).check_jobs()
+    assert Pipeline(copy.deepcopy(TINY)).check_jobs() == 2 * 6 * 2 + 2 * 6  # W × m × chunk + case × m
 
 
-@pytest.mark.parametrize("mutate, key, message", [
-    (lambda c: c["realspace"].__setitem__("eta", -0.1), "eta", "less than or equal to the minimum"),
-    (lambda c: c["realspace"].__setitem__("shape", "24x24"), "shape", "is not of type"),
-    (lambda c: c["realspace"].__setitem__("num_moments", "many"), "num_moments", "is not of type"),
-    (lambda c: c["realspace"].__setitem__("disorder", [0.0, -1.0]), "disorder", "less than the minimum"),
-    (lambda c: c["kspace"]["cases"]["tiny"].__setitem__("match_realspace", "yes"), "match_realspace",
-     "is not of type"),
+def test_no_hand_written_schema_remains():
+    assert not (ROOT / "workflow" / "schemas").exists()
+    assert not (ROOT / "workflow" / "scripts" / "response_parts.py").exists()
+
+
+def test_pipeline_maps_onto_run_configurations():
+    """The one function between the two vocabularies: every job's configuration is a valid RunConfig with the
+    sweep's N and rescaling, the magnetisation of its label and the realisations of its chunk."""
+    from gpukpm.run.config import validate_config
+    from gpukpm.run.pipeline import Pipeline
+    from gpukpm.torque import magnetizations
+
+    pipe = Pipeline(copy.deepcopy(TINY))
+    job = validate_config(pipe.moments_job("1", "05", "1"))
+    assert job["system"] == {"shape": [6, 6], "disorder": 1.0, "realisations": [1]}
+    assert job["model"]["magnetization"] == [float(x) for x in magnetizations(2)[5]]
+    assert job["kpm"]["num_moments"] == pipe.sweep_num_moments == 24 and job["kpm"]["bounds"] == pipe.sweep_bounds
+    mirror = validate_config(pipe.kspace_job("mirror", "00"))
+    assert mirror["kspace"]["grid"] == [6, 6] and mirror["kpm"]["bounds"] == pipe.sweep_bounds
+    assert validate_config(pipe.kspace_job("tiny", "13"))["kspace"]["grid"] == [12, 12]
+    assert pipe.energies("kspace/mirror") == pipe.energies("realspace/W0") == TINY["realspace"]["energies"]
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda c: c["realspace"].__setitem__("eta", -0.1), "realspace.eta: must be > 0, got -0.1"),
+    (lambda c: c["realspace"].__setitem__("shape", "24x24"), "realspace.shape: must be a list"),
+    (lambda c: c["realspace"].__setitem__("num_moments", "many"), "realspace.num_moments: must be an integer"),
+    (lambda c: c["realspace"].__setitem__("disorder", [0.0, -1.0]), "realspace.disorder[1]: must be >= 0"),
+    (lambda c: c["kspace"]["cases"]["tiny"].__setitem__("match_realspace", "yes"),
+     "kspace.cases.tiny.match_realspace: must be a valid boolean"),
+    (lambda c: c["realspace"]["model"].__setitem__("rashab", 0.3), "realspace.model.rashab: unknown key"),
+    (lambda c: c["kspace"]["cases"]["tiny"]["model"].__setitem__("magnetization", [0, 0, 1]),
+     "kspace.cases.tiny.model.magnetization: unknown key"),
+    (lambda c: c["torque"].__setitem__("order", 1), "torque.order: must be >= 2"),
 ])
-def test_schema_rejects_bad_config_naming_the_key(mutate, key, message):
-    from snakemake.exceptions import WorkflowError
+def test_schema_rejects_bad_config_naming_the_key(mutate, message):
+    from gpukpm.run.config import ConfigError
+    from gpukpm.run.pipeline import Pipeline
 
     cfg = copy.deepcopy(TINY)
     mutate(cfg)
-    with pytest.raises(WorkflowError) as err:
-        _validate(cfg)
-    assert key in str(err.value) and message in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        Pipeline(cfg, "bad.yaml")
+    assert str(err.value).startswith(f"bad.yaml: {message}"), str(err.value)
 
 
-def test_bad_config_fails_at_once(tmp_path):
+@pytest.mark.parametrize("mutate, message", [
+    (lambda c: c["realspace"].__setitem__("disorder", [0.0, -2.7]), "realspace.disorder[1]: must be >= 0"),
+    (lambda c: c["realspace"]["model"].__setitem__("rashab", 0.3), "realspace.model.rashab: unknown key"),
+    # only a job meets this one: a lattice grid for a continuum model
+    (lambda c: c["kspace"]["cases"]["tiny"].__setitem__("model", {"name": "Rashba2DEG", "rashba": 0.02}),
+     "job kspace tiny m00"),
+])
+def test_bad_config_fails_dry_run_at_once(tmp_path, mutate, message):
     cfg = copy.deepcopy(TINY)
-    cfg["realspace"]["disorder"] = [0.0, -2.7]
+    mutate(cfg)
     res = snakemake("-n", "--configfile", write(tmp_path / "bad.yaml", cfg), cwd=tmp_path, timeout=60)
     assert res.returncode != 0
     out = res.stdout + res.stderr
-    assert "disorder" in out and "minimum" in out
+    assert message in out, out[-3000:]
     assert not (tmp_path / "results").exists()
 
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda c: c["realspace"].__setitem__("eta", 0.2), "give num_moments or eta"),
-    (lambda c: c["kspace"]["cases"]["tiny"].pop("grid"), "grid, num_moments and energies are required"),
-    (lambda c: c["kspace"]["cases"].__setitem__("mirror", {"model": {"name": "GrapheneRashba", "t": 2.7},
-                                                           "match_realspace": True}), "differs from realspace.model"),
+    (lambda c: c["kspace"]["cases"]["tiny"].pop("grid"), "missing key(s) ['grid']"),
+    (lambda c: c["kspace"]["cases"].__setitem__("mirror", {"model": {"name": "GrapheneRashba", "t": 2.6},
+                                                           "match_realspace": True}),
+     "must equal realspace.model with match_realspace"),
 ])
 def test_dry_run_refuses_inconsistent_sweep_settings(tmp_path, mutate, message):
     cfg = copy.deepcopy(TINY)
     mutate(cfg)
     res = snakemake("-n", "--configfile", write(tmp_path / "bad.yaml", cfg), cwd=tmp_path, timeout=120)
     assert res.returncode != 0 and message in res.stdout + res.stderr
+
+
+def test_lint_leaves_only_the_documented_item(tmp_path):
+    """`snakemake --lint`: every rule has a log, no globals in shell commands, no mixed rules and functions;
+    the one remaining item (no conda environment or container per rule) is explained in the README."""
+    res = snakemake("--lint", cwd=tmp_path, timeout=120)
+    items = set(re.findall(r"^\s+\* (.+?):?$", res.stdout + res.stderr, flags=re.M))
+    assert items == {"Specify a conda environment or container for each rule."}, items
+    assert "conda environment or container" in (ROOT / "README.md").read_text()
 
 
 # --------------------------------------------------------------------------- tiny real run
@@ -293,3 +349,19 @@ def test_demo_pristine_real_space_agrees_with_k_space(tmp_path):
     for key in ("chi_FL", "chi_DL"):
         assert agreement[key]["p_value"] > 0.05 and agreement[key]["dof"] == 3
     assert summary["broadening"]["realspace_identical"]
+
+
+def test_report_comparison_ranges_come_from_the_package():
+    """The report's Kubo/Boltzmann energies and the Dirac semi-gap (gpukpm.torque.comparison, not the scripts)."""
+    from gpukpm import models
+    from gpukpm.torque import comparison
+
+    graphene = models.GrapheneRashba(rashba=0.008, exchange=0.060, mass=0.008)
+    assert comparison.boltzmann_threshold(graphene, 0.002) == pytest.approx((0.030 + 0.008 + 0.006, True))
+    assert comparison.dirac_semigap(graphene, 0.002) == pytest.approx((0.022 + 0.006, 0.038 - 0.006))
+    gas = models.Rashba2DEG(rashba=0.02, exchange=0.2)
+    assert comparison.boltzmann_threshold(gas, 0.001) == pytest.approx((0.1 + 0.003, False))
+    assert comparison.dirac_semigap(gas, 0.001) is None
+    assert comparison.dirac_semigap(models.Dirac(exchange=0.0), 0.001) is None
+    scripts = "".join(p.read_text() for p in (ROOT / "workflow" / "scripts").glob("*.py"))
+    assert "sqrt(3)" not in scripts and "j / 2 + delta" not in scripts

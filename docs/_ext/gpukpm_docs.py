@@ -5,13 +5,9 @@
   from :data:`SCHEMA_SOURCES`, one callable per schema, so a page never copies a schema by hand.
 * :func:`cli_parser` hands sphinx-argparse the ``gpukpm`` command's argparse parser.
 
-Issue 17 (pydantic configuration models, ``gpukpm.schema.json_schema(kind)``): :func:`_schema`
-takes the pydantic JSON Schema as soon as that module exists, and falls back to today's sources
-(the pipeline's ``workflow/schemas/config.schema.yaml``, the run configuration's
-``gpukpm.config.DEFAULTS``) until then.  Once it has landed, the switch is one line per schema
-in :data:`SCHEMA_SOURCES`, e.g. ``"run": lambda: gpukpm.schema.json_schema("run")``, and the
-fallbacks can go.  The renderer reads pydantic's JSON Schema (``$defs``, ``anyOf``, ``const``,
-``title``, unions of models).
+The schemas are the JSON Schemas of the one configuration schema, the pydantic models of
+:mod:`gpukpm.run.schema` (``json_schema("run")``, ``json_schema("pipeline")``).  The renderer reads
+pydantic's JSON Schema (``$defs``, ``anyOf``, ``const``, ``title``, unions of models).
 """
 from __future__ import annotations
 
@@ -19,7 +15,6 @@ import json
 import re
 from pathlib import Path
 
-import yaml
 from docutils import nodes
 from docutils.parsers.rst import Directive
 from docutils.statemachine import StringList
@@ -27,73 +22,16 @@ from docutils.statemachine import StringList
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _pipeline_schema() -> dict:
-    """The Snakemake pipeline's schema (``workflow/schemas/config.schema.yaml``)."""
-    return yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+def _json_schema(kind: str) -> dict:
+    from gpukpm.run.schema import json_schema
 
-
-def _run_schema() -> dict:
-    """The ``gpukpm dos|moments|kspace|torques --run CONFIG.yaml`` configuration.
-
-    Today a schema derived from ``gpukpm.config.DEFAULTS`` (hand validation); issue 17 replaces it by
-    the pydantic model's ``model_json_schema()``.
-    """
-    import dataclasses
-
-    from gpukpm import config, models
-
-    schema = schema_from_defaults(config.DEFAULTS, "Run configuration of the gpukpm command (gpukpm.config).")
-    alternatives = []
-    for name in ("GrapheneRashba", "Rashba2DEGLattice", "Rashba2DEG", "Dirac"):
-        cls = getattr(models, name)
-        props = {"name": {"const": name}}
-        for f in dataclasses.fields(cls):
-            if f.name.startswith("_") or not f.init:
-                continue
-            default = f.default if f.default is not dataclasses.MISSING else None
-            props[f.name] = schema_from_defaults(default) if default is not None else {}
-            props[f.name].pop("description", None)
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
-        alternatives.append({"title": name, "type": "object", "description": doc, "properties": props,
-                             "required": ["name"]})
-    schema["properties"] = {"model": {"type": "object", "description": "the model: name and parameters "
-                                      "(gpukpm.models), with its magnetization", "anyOf": alternatives},
-                            **schema["properties"]}
-    schema["required"] = ["model"]
-    return schema
-
-
-def _schema(kind: str, fallback):
-    """The pydantic JSON Schema of ``kind`` (issue 17's ``gpukpm.schema``) where it exists, else ``fallback()``."""
-    try:
-        from gpukpm.schema import json_schema
-    except ImportError:
-        return fallback()
     return json_schema(kind)
 
 
 SCHEMA_SOURCES = {
-    "pipeline": lambda: _schema("pipeline", _pipeline_schema),  # issue 17: lambda: json_schema("pipeline")
-    "run": lambda: _schema("run", _run_schema),                 # issue 17: lambda: json_schema("run")
+    "pipeline": lambda: _json_schema("pipeline"),
+    "run": lambda: _json_schema("run"),
 }
-
-
-def schema_from_defaults(defaults, description: str = "") -> dict:
-    """A JSON Schema (types and defaults only) of a nested dictionary of default values."""
-
-    def node(value):
-        if isinstance(value, dict):
-            return {"type": "object", "properties": {k: node(v) for k, v in value.items()}}
-        kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
-                tuple: "array"}.get(type(value))
-        out = {"default": list(value) if isinstance(value, tuple) else value}
-        if kind:
-            out["type"] = kind
-        return out
-
-    schema = node(defaults)
-    schema["description"] = description
-    return schema
 
 
 # ----------------------------------------------------------------------------- rendering

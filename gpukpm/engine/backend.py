@@ -20,6 +20,8 @@ from types import ModuleType
 
 import numpy as np
 import scipy.sparse
+from gpukpm import envflags
+from gpukpm.errors import RunFailure
 from gpukpm.models.stencil import CellStencil
 
 __all__ = ["Backend", "BackendUnavailable", "get_backend", "gpu_status", "device_count", "cpu_name", "VALID_NAMES"]
@@ -27,7 +29,7 @@ __all__ = ["Backend", "BackendUnavailable", "get_backend", "gpu_status", "device
 VALID_NAMES = ("auto", "cpu", "gpu")
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(RunFailure):
     """The requested backend cannot be used on this machine."""
 
 
@@ -56,7 +58,7 @@ def gpu_status() -> tuple[bool, str]:
         if not cupy.cuda.is_available():
             return False, "CuPy is installed but no CUDA device/driver is usable"
         count = cupy.cuda.runtime.getDeviceCount()
-        with cupy.cuda.Device(int(os.environ.get("GPUKPM_DEVICE", "0")) % max(count, 1)):
+        with cupy.cuda.Device(envflags.get("GPUKPM_DEVICE") % max(count, 1)):
             cupy.zeros(1).sum()  # touch the device this process will use
     except Exception as exc:  # CUDARuntimeError and friends
         return False, f"CUDA device not usable: {exc}"
@@ -312,11 +314,11 @@ def get_backend(name: str | Backend | None = None, device_id: int | None = None)
     """
     if isinstance(name, Backend):
         return name
-    requested = (name or os.environ.get("GPUKPM_BACKEND") or "auto").strip().lower()
+    requested = name.strip().lower() if name else envflags.get("GPUKPM_BACKEND")
     if requested not in VALID_NAMES:
         raise ValueError(f"backend must be one of {VALID_NAMES}, got {requested!r} (argument or GPUKPM_BACKEND)")
     if device_id is None:
-        device_id = int(os.environ.get("GPUKPM_DEVICE", "0"))
+        device_id = envflags.get("GPUKPM_DEVICE")
     if requested == "cpu":
         return _make("cpu", 0)
     usable, reason = gpu_status()

@@ -29,6 +29,7 @@ import sys
 import numpy as np
 
 from gpukpm.atomic import atomic_text
+from gpukpm import envflags
 
 __all__ = ["available", "chebyshev_step", "chebyshev_step_into", "apply_rows", "stencil_step_into",
            "stencil_apply", "limit_threads"]
@@ -45,7 +46,7 @@ def limit_threads(count: int) -> None:
 
 @functools.lru_cache(maxsize=1)
 def _kernel():
-    if os.environ.get("GPUKPM_NUMBA", "1") == "0":
+    if not envflags.get("GPUKPM_NUMBA"):
         return None
     try:
         import numba
@@ -180,7 +181,7 @@ def kernel_directory() -> str:
     ``~/.cache/gpukpm/kernels``, else the temporary directory."""
     import tempfile
 
-    for candidate in (os.environ.get("GPUKPM_KERNEL_DIR"), os.path.join(os.path.expanduser("~"), ".cache", "gpukpm",
+    for candidate in (envflags.get("GPUKPM_KERNEL_DIR"), os.path.join(os.path.expanduser("~"), ".cache", "gpukpm",
                                                                           "kernels"),
                       os.path.join(tempfile.gettempdir(), "gpukpm-kernels")):
         if not candidate:

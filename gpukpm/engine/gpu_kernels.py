@@ -34,10 +34,11 @@ and the backend falls back to CSR, with a warning, if it fails;
 from __future__ import annotations
 
 import functools
-import os
 import warnings
 
 import numpy as np
+
+from gpukpm import envflags
 
 __all__ = ["KERNEL_NAME", "THREADS_PER_BLOCK", "kernel_source", "stencil_step_into",
            "stencil_apply", "usable"]
@@ -182,7 +183,7 @@ def check_stencil(dtype=np.complex128):
 def usable(device_id: int = 0) -> bool:
     """True when the stencil kernel compiles on this device and matches cuSPARSE's CSR product
     (checked once per process on :func:`check_stencil`, 2 vectors, step and product)."""
-    if os.environ.get("GPUKPM_GPU_STENCIL", "1") == "0":
+    if not envflags.get("GPUKPM_GPU_STENCIL"):
         return False
     try:
         import cupy

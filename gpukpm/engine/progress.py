@@ -1,9 +1,10 @@
 """Periodic progress lines with rate and ETA for long runs (to stderr)."""
 from __future__ import annotations
 
-import os
 import sys
 import time
+
+from gpukpm import envflags
 
 __all__ = ["Progress"]
 
@@ -22,7 +23,7 @@ class Progress:
         self.label = label
         self.unit = unit
         self.interval = interval
-        self.enabled = enabled and not os.environ.get("GPUKPM_QUIET")
+        self.enabled = enabled and not envflags.get("GPUKPM_QUIET")
         self.stream = stream or sys.stderr
         self.done = 0.0
         self.t0 = time.perf_counter()

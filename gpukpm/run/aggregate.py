@@ -32,6 +32,7 @@ import numpy as np
 
 from gpukpm import __version__
 from gpukpm.run import io
+from gpukpm.errors import UsageError
 from gpukpm.engine.moments import Moments
 from gpukpm.engine.stats import mean_and_stderr
 
@@ -43,7 +44,7 @@ _PER_FILE_PARAMETERS = ("realisation", "realisations")
 _RTOL = 1e-10
 
 
-class IncompatibleMoments(ValueError):
+class IncompatibleMoments(UsageError):
     """Moment files that cannot be pooled into one ensemble."""
 
 

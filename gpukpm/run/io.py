@@ -53,6 +53,7 @@ import numpy as np
 
 from gpukpm import __version__
 from gpukpm.atomic import atomic_path, atomic_text
+from gpukpm.errors import InputFileError
 from gpukpm.engine.moments import Moments
 
 __all__ = ["FORMAT_VERSION", "KINDS", "FileFormatError", "atomic_h5", "atomic_text", "open_h5", "read_kind",
@@ -69,8 +70,9 @@ KINDS = ("moments", "response", "dos", "torques", "configuration_responses")
 _MOMENT_SCALARS = ("a", "b", "emin", "emax", "epsilon", "num_orbitals", "area", "trace", "seed", "hermitian")
 
 
-class FileFormatError(ValueError):
-    """A file that is not a readable gpukpm file of the expected kind and layout (the message names it)."""
+class FileFormatError(InputFileError):
+    """A file that is not a readable gpukpm file of the expected kind and layout (the message names it;
+    the ``gpukpm`` command exits 2)."""
 
 
 def to_json(obj) -> str:

@@ -90,12 +90,8 @@ Failures
 
 Environment
     ``GPUKPM_MPI=0``               never import mpi4py (serial stand-in);
-    ``GPUKPM_KEEP_TASKS=1``        keep ``OUTPUT.tasks/`` after the merge;
-    ``GPUKPM_FAIL_AFTER_TASKS=k``  fault injection: the process SIGKILLs
-    itself right after its k-th task file of this invocation is written
-    (emulates a killed job; under MPI the launcher then takes down the rest);
-    ``GPUKPM_RAISE_IN_TASK=i``     fault injection: task i raises at its start
-    (on whichever rank owns it), to exercise the failure path above.
+    ``GPUKPM_KEEP_TASKS=1``        keep ``OUTPUT.tasks/`` after the merge
+    (read by :mod:`gpukpm.envflags`; fault injection lives in ``tests/faults.py``).
 """
 from __future__ import annotations
 
@@ -103,7 +99,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import socket
 import sys
 import time
@@ -117,9 +112,11 @@ import numpy as np
 from gpukpm import __version__
 from gpukpm.atomic import TEMPORARY_GLOB
 from gpukpm.engine import cpu_kernels
+from gpukpm import envflags
 from gpukpm.run import io
 from gpukpm.engine.backend import get_backend
 from gpukpm.run.config import ConfigError, build_model, load_config
+from gpukpm.errors import RunFailure, UsageError
 from gpukpm.response.kernels import num_moments_for
 from gpukpm.engine.realspace import DEFAULT_MEMORY_FRACTION, kubo_moments
 from gpukpm.engine.moments import Moments
@@ -135,11 +132,11 @@ _MANIFEST = "manifest.json"
 _POLL_S = 0.005  # idle ranks poll every 5 ms
 
 
-class ResumeMismatch(ValueError):
+class ResumeMismatch(UsageError):
     """Existing task files or output belong to a different configuration."""
 
 
-class TaskFailed(RuntimeError):
+class TaskFailed(RunFailure):
     """A task raised (single-process runs; under MPI the job is aborted instead)."""
 
 
@@ -214,7 +211,7 @@ def mpi_world():
     it cannot load an MPI library (mpi4py raises RuntimeError then).  Outside
     a launcher a loaded MPI runs as a singleton (size 1).
     """
-    if os.environ.get("GPUKPM_MPI", "").strip().lower() in ("0", "no", "off", "false"):
+    if not envflags.get("GPUKPM_MPI"):
         return SerialComm()
     try:
         from mpi4py import MPI
@@ -373,7 +370,7 @@ class _Plan:
 
 
 def _log(comm, message: str, enabled: bool) -> None:
-    if enabled and not os.environ.get("GPUKPM_QUIET"):
+    if enabled and not envflags.get("GPUKPM_QUIET"):
         print(f"gpukpm[{comm.rank}/{comm.size}] {message}", file=sys.stderr, flush=True)
 
 
@@ -447,8 +444,6 @@ def _memory_budget(cfg: dict, backend, sharing: int) -> int:
 
 
 def _compute(task: Task, cfg: dict, plan: _Plan, system, backend, budget: int) -> Moments:
-    if os.environ.get("GPUKPM_RAISE_IN_TASK", "").strip() == str(task.index):
-        raise RuntimeError(f"GPUKPM_RAISE_IN_TASK={task.index}: injected failure")
     kpm = cfg["kpm"]
     return kubo_moments(
         system, left=tuple(kpm["left"]), right=kpm["right"], num_moments=plan.num_moments,
@@ -482,7 +477,6 @@ def _run_tasks(cfg: dict, plan: _Plan, mine: list, folder: Path, comm, local: tu
     info = backend.device_info()
     record.update(backend=backend.name, device_id=backend.device_id if backend.is_gpu else None,
                   device_name=info.get("device_name"))
-    fail_after = int(os.environ.get("GPUKPM_FAIL_AFTER_TASKS", "0") or 0)
     model = build_model(cfg["model"])
     system, system_id = None, None
     bar = Progress(len(mine), f"gpukpm[{comm.rank}/{comm.size}] tasks", "tasks", interval=0.0, enabled=progress)
@@ -507,8 +501,6 @@ def _run_tasks(cfg: dict, plan: _Plan, mine: list, folder: Path, comm, local: tu
             _fail(comm, task.describe(), exc)
         record["time_tasks"] += wall
         bar.advance()
-        if done == fail_after:
-            os.kill(os.getpid(), signal.SIGKILL)
     return record
 
 
@@ -609,7 +601,7 @@ def run_moments(config, output, *, resume: bool = True, progress: bool = True, c
     output = Path(output)
     comm = comm or mpi_world()
     if keep_tasks is None:
-        keep_tasks = os.environ.get("GPUKPM_KEEP_TASKS", "").strip().lower() not in ("", "0", "no", "false")
+        keep_tasks = envflags.get("GPUKPM_KEEP_TASKS")
     folder = tasks_folder(output)
 
     plan = error = None

@@ -24,7 +24,7 @@ import numpy as np
 from gpukpm.torque import semiclassical
 from gpukpm.models.hamiltonians import Dirac, GrapheneRashba, Rashba2DEG, Rashba2DEGLattice
 
-__all__ = ["boltzmann_reference", "conventional_torques"]
+__all__ = ["boltzmann_reference", "boltzmann_threshold", "conventional_torques", "dirac_semigap"]
 
 
 def boltzmann_reference(model, energies, tau, valleys: int | None = None) -> tuple[dict, str]:
@@ -68,3 +68,26 @@ def conventional_torques(sea, surface) -> dict:
     return {"chi_DL": sea["sx"], "chi_DL_stderr": sea.error("sx"),
             "chi_FL": surface["sy"], "chi_FL_stderr": surface.error("sy"),
             "tau": surface.relaxation_time()}
+
+
+def _dirac_like(model) -> bool:
+    return isinstance(model, (GrapheneRashba, Dirac))
+
+
+def boltzmann_threshold(model, eta: float) -> tuple[float, bool]:
+    """Where Boltzmann theory is compared (eV): ``(threshold, absolute)``.
+
+    Dirac-like models (GrapheneRashba, Dirac): away from charge neutrality, ``|ε_F| > |J_ex|/2 + |Δ| + 3η``
+    (``absolute`` True); the 2DEGs: above the pseudogap, ``ε_F > |J_ex|/2 + 3η``.
+    """
+    mass = abs(model.mass) if _dirac_like(model) else 0.0
+    return abs(model.exchange) / 2 + mass + 3 * eta, _dirac_like(model)
+
+
+def dirac_semigap(model, eta: float) -> tuple[float, float] | None:
+    """The Dirac semi-gap ``|J_ex/2 − Δ| < |ε_F| < J_ex/2 + Δ`` shrunk by 3η at both edges (eV), where one spin
+    band crosses the Fermi level and τ = (ħ/J_ex)|χ_FL/χ_DL|; None for the 2DEGs or J_ex = 0."""
+    if not _dirac_like(model) or model.exchange == 0:
+        return None
+    half, mass = abs(model.exchange) / 2, abs(model.mass)
+    return abs(half - mass) + 3 * eta, half + mass - 3 * eta

@@ -1,46 +1,18 @@
-# Helpers shared by the rules: labels, per-job gpukpm configurations, target lists.
-from gpukpm.run.config import build_model
-from gpukpm.engine.spectrum import sweep_rescaling
-from gpukpm.torque import design_matrix, magnetizations as _magnetizations
+# Names shared by the rules (from gpukpm.run.pipeline.Pipeline, which maps the pipeline's configuration onto
+# one gpukpm run configuration per job) and the rules' input functions.
+import json
+import shlex
 
-PARTS = list(config["response"]["parts"])
-_ALL_MAGS = _magnetizations(config["torque"]["order"])
-MAG_IDS = list(range(len(_ALL_MAGS))) if config["torque"]["subset"] is None else list(config["torque"]["subset"])
-for _i in MAG_IDS:
-    if _i >= len(_ALL_MAGS):
-        raise ValueError(f"torque.subset: index {_i} out of range (order {config['torque']['order']} has "
-                         f"{len(_ALL_MAGS)} magnetisations)")
-if len(set(MAG_IDS)) != len(MAG_IDS):
-    raise ValueError(f"torque.subset: repeated indices {MAG_IDS}")
-if np.linalg.matrix_rank(design_matrix(_ALL_MAGS[MAG_IDS]).reshape(-1, 6)) < 6:
-    raise ValueError(f"torque.subset: magnetisations {MAG_IDS} do not determine the 6 torque parameters")
-MAG_LABELS = [f"{i:02d}" for i in MAG_IDS]
-
-
-def magnetization(label):
-    return [float(x) for x in _ALL_MAGS[int(label)]]
-
-
-def w_label(w):
-    return f"{float(w):g}"
-
-
+PARTS = PIPE.parts
+MAG_LABELS = PIPE.mag_labels
+W_VALUES = PIPE.w_values
+CHUNKS = PIPE.chunks
+CASES = PIPE.cases
 RS = config["realspace"]
-RS_ON = bool(RS["enabled"])
-W_VALUES = {w_label(w): float(w) for w in RS["disorder"]} if RS_ON else {}
-if len(W_VALUES) != len(RS.get("disorder", [])) and RS_ON:
-    raise ValueError(f"realspace.disorder: repeated values {RS['disorder']}")
-if RS_ON:
-    _ids = list(range(RS["realisations"]))
-    _k = RS["realisations_per_job"]
-    CHUNKS = {str(c): _ids[c * _k : (c + 1) * _k] for c in range(math.ceil(len(_ids) / _k))}
-else:
-    CHUNKS = {}
+RS_ON = PIPE.realspace_on
+MATCHED = [c for c in CASES if PIPE.matched(c)]
+MAIN_PART = "total" if "total" in PARTS else PARTS[0]
 
-KS = config["kspace"]
-CASES = dict(KS["cases"]) if KS["enabled"] else {}
-if RS_ON is False and not CASES:
-    raise ValueError("nothing to do: realspace.enabled is false and kspace has no cases")
 
 wildcard_constraints:
     W="[^/]+",
@@ -51,69 +23,42 @@ wildcard_constraints:
     set="realspace/W[^/]+|kspace/[^/]+",
 
 
-if RS_ON:
-    if (RS["num_moments"] is None) == (RS["eta"] is None):
-        raise ValueError("realspace: give num_moments or eta (the band-centre broadening, eV), exactly one")
-    # One rescaling and one N for every W of the sweep: identical η(ε) at every W (gpukpm.engine.spectrum.sweep_rescaling)
-    SWEEP_SCALING, SWEEP_N = sweep_rescaling(
-        build_model(RS["model"]), list(W_VALUES.values()), num_moments=RS["num_moments"], eta=RS["eta"],
-        kernel=config["response"]["kernel"], bounds=RS["bounds"])
-    SWEEP_BOUNDS = [SWEEP_SCALING.emin, SWEEP_SCALING.emax]
-
-
-def moments_config(W, m, c):
-    """gpukpm configuration of one real-space moments job (moments-relevant parameters only)."""
-    kpm = {"num_moments": SWEEP_N, "trace": RS["trace"], "seed": RS["seed"],
-           "left": ["sx", "sy", "sz"], "right": "jx", "bounds": SWEEP_BOUNDS}
-    for key in ("vectors_per_task", "memory_budget_gb"):
-        if RS[key] is not None:
-            kpm[key] = RS[key]
-    return {"model": dict(RS["model"], magnetization=magnetization(m)),
-            "system": {"shape": list(RS["shape"]), "disorder": W_VALUES[W], "realisations": CHUNKS[c]},
-            "kpm": kpm, "backend": config["backend"]}
-
-
-def matched_case(cs):
-    """A k-space case that mirrors the pristine real-space lattice (same model, grid = shape, sweep's a, b, N)."""
-    return bool(cs.get("match_realspace"))
-
-
-for _name, _cs in CASES.items():
-    if matched_case(_cs):
-        if not RS_ON:
-            raise ValueError(f"kspace.cases.{_name}.match_realspace needs realspace.enabled")
-        if _cs["model"] != RS["model"]:
-            raise ValueError(f"kspace.cases.{_name}.match_realspace: model {_cs['model']} differs from "
-                             f"realspace.model {RS['model']}")
-        for _key in ("grid", "num_moments", "bounds", "window", "energies"):
-            if _cs.get(_key) is not None:
-                raise ValueError(f"kspace.cases.{_name}.{_key}: not allowed with match_realspace (taken from realspace)")
-    elif _cs.get("grid") is None or _cs.get("num_moments") is None or _cs.get("energies") is None:
-        raise ValueError(f"kspace.cases.{_name}: grid, num_moments and energies are required")
-
-
-def kspace_config(case, m):
-    cs = CASES[case]
-    matched = matched_case(cs)
-    ks = {"grid": list(RS["shape"]) if matched else cs["grid"], "window": cs["window"]}
-    if cs["chunk_size"] is not None:
-        ks["chunk_size"] = cs["chunk_size"]
-    return {"model": dict(cs["model"], magnetization=magnetization(m)), "kspace": ks,
-            "kpm": {"num_moments": SWEEP_N if matched else cs["num_moments"], "left": ["sx", "sy", "sz"],
-                    "right": "jx", "bounds": SWEEP_BOUNDS if matched else cs["bounds"]},
-            "backend": config["backend"]}
-
-
 def quoted_json(obj):
     """A shell-quoted JSON text (JSON is YAML: gpukpm reads it as its configuration)."""
     return shlex.quote(json.dumps(obj, sort_keys=True))
 
 
 def set_energies(s):
-    case = None if s.startswith("realspace/") else CASES[s.split("/", 1)[1]]
-    e = RS["energies"] if case is None or matched_case(case) else case["energies"]
+    """START:STOP:NUM (eV) of a result set, for `gpukpm response --energies`."""
+    e = PIPE.energies(s)
     return f"{e['start']!r}:{e['stop']!r}:{e['num']}"
 
 
-def all_sets():
-    return [f"realspace/W{W}" for W in W_VALUES] + [f"kspace/{c}" for c in CASES]
+def response_input(w):
+    if w.set.startswith("kspace/"):
+        return f"{RES}/{w.set}/moments/m{w.m}.h5"
+    return f"{RES}/{w.set}/ensemble/m{w.m}.h5"
+
+
+def kspace_figure_inputs(w):
+    """Torque tables of the case and, when m̂ = ẑ (label 00) is computed, its sea and surface responses."""
+    out = {"torques": expand(f"{RES}/kspace/{w.case}/torques/{{part}}.csv", part=PARTS)}
+    if "00" in MAG_LABELS and {"sea", "surface"} <= set(PARTS):
+        out["sea"] = f"{RES}/kspace/{w.case}/response/m00/sea.h5"
+        out["surface"] = f"{RES}/kspace/{w.case}/response/m00/surface.h5"
+    return out
+
+
+def report_inputs(w):
+    sets = PIPE.result_sets()
+    out = {"kspace": expand(f"{RES}/figures/kspace_{{case}}.png", case=list(CASES)),
+           "kfits": expand(f"{RES}/kspace/{{case}}/torques/{MAIN_PART}.csv", case=list(CASES)),
+           "fits": expand(f"{RES}/{{s}}/torques/{{part}}.csv", s=sets, part=PARTS)}
+    out["responses"] = expand(f"{RES}/{{s}}/response/m{MAG_LABELS[0]}/{MAIN_PART}.h5", s=sets)
+    if "00" in MAG_LABELS and {"sea", "surface"} <= set(PARTS):  # m̂ = ẑ: Kubo vs Boltzmann per k-space case
+        out["kz_sea"] = expand(f"{RES}/kspace/{{c}}/response/m00/sea.h5", c=list(CASES))
+        out["kz_surface"] = expand(f"{RES}/kspace/{{c}}/response/m00/surface.h5", c=list(CASES))
+    if RS_ON:
+        out["disorder"] = f"{RES}/figures/disorder.png"
+        out["peaks"] = f"{RES}/peaks.json"
+    return out

@@ -6,7 +6,7 @@ rule kspace_moments:
         h5=f"{RES}/kspace/{{case}}/moments/m{{m}}.h5",
         cfg=f"{RES}/kspace/{{case}}/moments/m{{m}}.yaml",
     params:
-        cfg=lambda w: quoted_json(kspace_config(w.case, w.m)),
+        cfg=lambda w: quoted_json(PIPE.kspace_job(w.case, w.m)),
     log:
         f"{RES}/logs/kspace/{{case}}_m{{m}}.log",
     threads: 1
@@ -15,4 +15,4 @@ rule kspace_moments:
     shell:
         "export OMP_NUM_THREADS={threads}; "
         "printf '%s\\n' {params.cfg} > {output.cfg}; "
-        "{GPUKPM} kspace {output.cfg} -o {output.h5} > {log} 2>&1"
+        "gpukpm kspace {output.cfg} -o {output.h5} > {log} 2>&1"

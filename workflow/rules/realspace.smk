@@ -3,23 +3,23 @@
 
 rule moments:
     """One W × magnetisation × realisation chunk.  Launch: {resources.mpi} -n {resources.tasks}
-    (srun on SLURM, the venv's mpiexec locally); GPUs per rank come from the profile."""
+    (srun on SLURM, mpiexec from PATH locally); GPUs per rank come from the profile."""
     output:
         h5=f"{RES}/realspace/W{{W}}/moments/m{{m}}/c{{c}}.h5",
         cfg=f"{RES}/realspace/W{{W}}/moments/m{{m}}/c{{c}}.yaml",
     params:
-        cfg=lambda w: quoted_json(moments_config(w.W, w.m, w.c)),
+        cfg=lambda w: quoted_json(PIPE.moments_job(w.W, w.m, w.c)),
     log:
         f"{RES}/logs/moments/W{{W}}_m{{m}}_c{{c}}.log",
     threads: 1
     resources:
         tasks=1,
-        mpi=DEFAULT_MPI,
+        mpi="mpiexec",
     shell:
-        "export PATH={VENV_BIN:q}:$PATH OMP_NUM_THREADS=$(( {threads} / {resources.tasks} > 0 ? "
+        "export OMP_NUM_THREADS=$(( {threads} / {resources.tasks} > 0 ? "
         "{threads} / {resources.tasks} : 1 )); export NUMBA_NUM_THREADS=$OMP_NUM_THREADS; "
         "printf '%s\\n' {params.cfg} > {output.cfg}; "
-        "{resources.mpi} -n {resources.tasks} {GPUKPM} moments {output.cfg} -o {output.h5} "
+        "{resources.mpi} -n {resources.tasks} gpukpm moments {output.cfg} -o {output.h5} "
         "> {log} 2>&1"
 
 
@@ -32,4 +32,4 @@ rule aggregate:
     log:
         f"{RES}/logs/aggregate/W{{W}}_m{{m}}.log",
     shell:
-        "{GPUKPM} aggregate {input} -o {output} > {log} 2>&1"
+        "gpukpm aggregate {input} -o {output} > {log} 2>&1"

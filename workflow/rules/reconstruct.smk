@@ -1,14 +1,8 @@
 # Reconstruction (kernel, energies, temperature only) and the torque fit.
 
 
-def response_input(w):
-    if w.set.startswith("kspace/"):
-        return f"{RES}/{w.set}/moments/m{w.m}.h5"
-    return f"{RES}/{w.set}/ensemble/m{w.m}.h5"
-
-
 rule response:
-    """Kubo-Bastin spin density of one moments file: total, Fermi sea and Fermi surface."""
+    """Kubo-Bastin spin density of one moments file: total, Fermi sea and Fermi surface (one gpukpm call)."""
     input:
         response_input,
     output:
@@ -18,13 +12,14 @@ rule response:
         energies=lambda w: set_energies(w.set),
         kernel=config["response"]["kernel"],
         temperature=config["response"]["temperature"],
-        parts=" ".join(PARTS),
+        parts=",".join(PARTS),
         prefix=lambda w: f"{RES}/{w.set}/response/m{w.m}",
     log:
         f"{RES}/logs/response/{{set}}_m{{m}}.log",
     shell:
-        "{PYTHON} {SCRIPTS}/response_parts.py {input} {params.prefix} --parts {params.parts} -- "
-        "--energies={params.energies} --kernel {params.kernel} --temperature {params.temperature} > {log} 2>&1"
+        "gpukpm response {input} --parts {params.parts} --energies={params.energies} --kernel {params.kernel} "
+        "--temperature {params.temperature} -o '{params.prefix}/{{part}}.h5' --csv '{params.prefix}/{{part}}.csv' "
+        "> {log} 2>&1"
 
 
 rule torque_fit:
@@ -37,4 +32,4 @@ rule torque_fit:
     log:
         f"{RES}/logs/torques/{{set}}_{{part}}.log",
     shell:
-        "{GPUKPM} torques {input} -o {output.h5} --csv {output.csv} > {log} 2>&1"
+        "gpukpm torques {input} -o {output.h5} --csv {output.csv} > {log} 2>&1"

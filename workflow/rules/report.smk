@@ -1,13 +1,4 @@
-# Figures and the report.
-
-
-def kspace_figure_inputs(w):
-    """Torque tables of the case and, when m̂ = ẑ (label 00) is computed, its sea and surface responses."""
-    out = {"torques": expand(f"{RES}/kspace/{w.case}/torques/{{part}}.csv", part=PARTS)}
-    if "00" in MAG_LABELS and {"sea", "surface"} <= set(PARTS):
-        out["sea"] = f"{RES}/kspace/{w.case}/response/m00/sea.h5"
-        out["surface"] = f"{RES}/kspace/{w.case}/response/m00/surface.h5"
-    return out
+# Figures and the report (input functions in common.smk).
 
 
 rule figures_kspace:
@@ -20,7 +11,8 @@ rule figures_kspace:
     params:
         case=lambda w: CASES[w.case],
         parts=PARTS,
-        scripts=SCRIPTS,
+    log:
+        f"{RES}/logs/figures/kspace_{{case}}.log",
     script:
         "../scripts/figure_kspace.py"
 
@@ -38,29 +30,10 @@ rule figures_disorder:
     params:
         W=W_VALUES,
         window=RS["peak_window"] if RS_ON else None,
-        scripts=SCRIPTS,
+    log:
+        f"{RES}/logs/figures/disorder.log",
     script:
         "../scripts/figure_disorder.py"
-
-
-MAIN_PART = "total" if "total" in PARTS else PARTS[0]
-
-
-def report_inputs(w):
-    out = {"kspace": expand(f"{RES}/figures/kspace_{{case}}.png", case=list(CASES)),
-           "kfits": expand(f"{RES}/kspace/{{case}}/torques/{MAIN_PART}.csv", case=list(CASES)),
-           "fits": expand(f"{RES}/{{s}}/torques/{{part}}.csv", s=all_sets(), part=PARTS)}
-    out["responses"] = expand(f"{RES}/{{s}}/response/m{MAG_LABELS[0]}/{MAIN_PART}.h5", s=all_sets())
-    if "00" in MAG_LABELS and {"sea", "surface"} <= set(PARTS):  # m̂ = ẑ: Kubo vs Boltzmann per k-space case
-        out["kz_sea"] = expand(f"{RES}/kspace/{{c}}/response/m00/sea.h5", c=list(CASES))
-        out["kz_surface"] = expand(f"{RES}/kspace/{{c}}/response/m00/surface.h5", c=list(CASES))
-    if RS_ON:
-        out["disorder"] = f"{RES}/figures/disorder.png"
-        out["peaks"] = f"{RES}/peaks.json"
-    return out
-
-
-MATCHED = [c for c in CASES if matched_case(CASES[c])]
 
 
 rule report:
@@ -70,15 +43,17 @@ rule report:
         md=f"{RES}/report.md",
         summary=f"{RES}/summary.json",
     params:
-        config=config,
+        # the configuration without the one key that may hold an absolute path (moving the checkout reruns nothing)
+        config={key: value for key, value in config.items() if key != "gpukpm"},
         W=W_VALUES,
         cases=list(CASES),
         part=MAIN_PART,
         mags=MAG_LABELS,
         chunks=CHUNKS,
-        sets=all_sets(),
+        sets=PIPE.result_sets(),
         matched=MATCHED,
-        sweep_num_moments=SWEEP_N if RS_ON else None,
-        scripts=SCRIPTS,
+        sweep_num_moments=PIPE.sweep_num_moments,
+    log:
+        f"{RES}/logs/report.log",
     script:
         "../scripts/report.py"

@@ -1,12 +1,13 @@
 """Pristine vs disordered χ_FL, χ_DL (Fig. 3a) and peak ratios vs W with error bars (Fig. 3b)."""
 import sys
 
-sys.path.insert(0, snakemake.params.scripts)  # noqa: F821
+sys.path.insert(0, snakemake.scriptdir)  # noqa: F821  (wflib)
 import numpy as np  # noqa: E402
 
-from wflib import dump, peaks_by_w, read_fit, setup_matplotlib  # noqa: E402
+from wflib import dump, log_to_file, peaks_by_w, read_fit, setup_matplotlib  # noqa: E402
 
 sm = snakemake  # noqa: F821
+log_to_file(sm.log[0])
 labels = list(sm.params.W)
 fits = {lab: (float(sm.params.W[lab]), read_fit(f)) for lab, f in zip(labels, sm.input.torques)}
 window = sm.params.window

@@ -7,14 +7,14 @@ harmonics the first-order theory leaves out.
 """
 import sys
 
-sys.path.insert(0, snakemake.params.scripts)  # noqa: F821
-import numpy as np  # noqa: E402
+sys.path.insert(0, snakemake.scriptdir)  # noqa: F821  (wflib)
 from gpukpm import comparison, io  # noqa: E402
 from gpukpm.run.config import build_model  # noqa: E402
 
-from wflib import read_fit, setup_matplotlib  # noqa: E402
+from wflib import log_to_file, read_fit, setup_matplotlib  # noqa: E402
 
 sm = snakemake  # noqa: F821
+log_to_file(sm.log[0])
 case = sm.params.case
 model_cfg = case["model"]
 parts = list(sm.params.parts)

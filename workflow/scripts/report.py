@@ -7,23 +7,24 @@ import os
 import platform
 import sys
 
-sys.path.insert(0, snakemake.params.scripts)  # noqa: F821
+sys.path.insert(0, snakemake.scriptdir)  # noqa: F821  (wflib)
 import gpukpm  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.stats  # noqa: E402
 import snakemake as _snakemake_pkg  # noqa: E402
-from gpukpm import comparison, io, models, semiclassical  # noqa: E402
+from gpukpm import comparison, io, semiclassical  # noqa: E402
 from gpukpm.run.config import build_model  # noqa: E402
 
-from wflib import at_energy, dump, peak, read_fit, samples_needed  # noqa: E402
+from wflib import at_energy, dump, log_to_file, peak, read_fit, samples_needed  # noqa: E402
 
 sm = snakemake  # noqa: F821
+log_to_file(sm.log[0])
 cfg = sm.params.config
 out_dir = os.path.dirname(sm.output.md)
 rs = cfg["realspace"]
 # independent samples of a real-space set: realisations (each with its vectors), or the vectors of one
-n_real = rs.get("realisations", 1)
-n_ind = n_real if n_real >= 2 else rs.get("trace", 1)
+n_real = rs["realisations"] or 1  # the validated configuration (gpukpm.run.schema.PipelineConfig): every key present
+n_ind = n_real if n_real >= 2 else (rs["trace"] or 1)
 
 
 def rel(path):
@@ -62,7 +63,7 @@ if "peaks" in sm.input.keys():
     window = peaks["window"]
     ref = next(iter(peaks["peaks"].values()))["reference_W"]
     kind = "realisations (each with its vectors)" if n_real >= 2 else "random vectors"
-    target = rs.get("target_rel_error", 0.05)
+    target = rs["target_rel_error"]
     lines += ["## Disorder (real space, total response)", "",
               f"Peak values: largest |χ| over ε_F ∈ {window or 'all energies'}, ± one standard error from the "
               f"scatter of per-sample torque fits over {n_ind} independent {kind} (`torque.fit_samples`: "
@@ -101,7 +102,7 @@ for case in sm.params.matched:
     dof = n_ind - 1
     rows, agreement = [], {}
     for key in ("chi_FL", "chi_DL"):
-        kp = peak(kfit, key, rs.get("peak_window"))
+        kp = peak(kfit, key, rs["peak_window"])
         rp = at_energy(real, key, kp["energy"])
         t = (rp["value"] - kp["value"]) / rp["stderr"] if rp["stderr"] > 0 else math.inf
         p_value = float(2 * scipy.stats.t.sf(abs(t), dof)) if dof >= 1 else math.nan
@@ -144,9 +145,7 @@ if sm.params.cases:
             model = build_model(dict(c["model"], magnetization=[0.0, 0.0, 1.0]))
             ref, label = comparison.boltzmann_reference(model, sea.energies, kubo["tau"], valleys=c.get("valleys"))
             # away from charge neutrality (Dirac) or above the pseudogap (2DEG): beyond the splitting at k = 0 + 3η
-            dirac_like = isinstance(model, (models.GrapheneRashba, models.Dirac))
-            j, delta = abs(model.exchange), abs(model.mass) if dirac_like else 0.0
-            scale = j / 2 + delta + 3 * surface.eta
+            scale, dirac_like = comparison.boltzmann_threshold(model, surface.eta)
             away = (np.abs(sea.energies) if dirac_like else sea.energies) > scale
             ratio = {k: kubo[k][away] / ref[k][away] for k in ("chi_FL", "chi_DL")}
             cell = {k: (f"{np.median(v):.4f} [{v.min():.3f}, {v.max():.3f}]" if v.size else "—")
@@ -155,13 +154,15 @@ if sm.params.cases:
                 k: (float(np.median(v)) if v.size else None) for k, v in ratio.items()}
             rows.append(f"| {case} | {label} | {surface.kernel}, η = {surface.eta * 1e3:.3g} meV | "
                         f"{'|ε_F|' if dirac_like else 'ε_F'} > {scale:.3g} eV | {cell['chi_FL']} | {cell['chi_DL']} |")
-            semi = ((np.abs(sea.energies) > abs(j / 2 - delta) + 3 * surface.eta)
-                    & (np.abs(sea.energies) < j / 2 + delta - 3 * surface.eta))
-            if dirac_like and j > 0 and semi.any():  # Dirac semi-gap: τ = (ħ/J_ex)|χ_FL/χ_DL| (paper, Fig. 2 right inset)
+            gap = comparison.dirac_semigap(model, surface.eta)
+            semi = np.zeros(sea.energies.shape, bool) if gap is None else (
+                (np.abs(sea.energies) > gap[0]) & (np.abs(sea.energies) < gap[1]))
+            if semi.any():  # Dirac semi-gap: τ = (ħ/J_ex)|χ_FL/χ_DL| (paper, Fig. 2 right inset)
+                j = abs(model.exchange)
                 tau_ratio = semiclassical.HBAR / j * np.abs(kubo["chi_FL"][semi] / kubo["chi_DL"][semi]) / kubo["tau"][semi]
                 summary["kspace"][case]["semigap_tau_ratio"] = float(np.median(tau_ratio))
-                semigap_rows.append(f"| {case} | {semi.sum()} energies in ±({abs(j / 2 - delta):.3g}, "
-                                    f"{j / 2 + delta:.3g}) eV | {np.median(tau_ratio):.4f} "
+                semigap_rows.append(f"| {case} | {semi.sum()} energies in ±({gap[0] - 3 * surface.eta:.3g}, "
+                                    f"{gap[1] + 3 * surface.eta:.3g}) eV | {np.median(tau_ratio):.4f} "
                                     f"[{tau_ratio.min():.3f}, {tau_ratio.max():.3f}] |")
         if rows:
             lines += ["### Kubo-Bastin vs Boltzmann at m̂ = ẑ", "",
@@ -183,11 +184,11 @@ lines += ["## Run metadata", "",
           f"{cfg['response']['temperature']} K; parts: {', '.join(cfg['response']['parts'])}",
           f"- magnetisations: {len(sm.params.mags)} of order {cfg['torque']['order']} "
           f"(indices {', '.join(sm.params.mags)})"]
-if rs.get("enabled", True) and "model" in rs:
+if rs["enabled"]:
     lines += [f"- real space: {rs['model']}, {rs['shape'][0]}×{rs['shape'][1]} cells, W = {rs['disorder']} eV, "
               f"{rs['realisations']} realisations in {len(sm.params.chunks)} chunk(s), {rs['trace']} random "
               f"vector(s) per realisation, N = {sm.params.sweep_num_moments}"
-              + (f" (from η = {rs['eta']} eV)" if rs.get("eta") else "") + f", energies {rs['energies']}"]
+              + (f" (from η = {rs['eta']} eV)" if rs["eta"] else "") + f", energies {rs['energies']}"]
 for case in sm.params.cases:
     c = cfg["kspace"]["cases"][case]
     if c.get("match_realspace"):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import numpy as np
 
@@ -73,6 +74,11 @@ def peaks_by_w(fits: dict, window=None) -> dict:
 def dump(path, obj) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     io.atomic_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def log_to_file(path) -> None:
+    """Send what the script prints (stdout and stderr, warnings included) to the rule's log file."""
+    sys.stdout = sys.stderr = open(path, "w", buffering=1)
 
 
 def setup_matplotlib():
