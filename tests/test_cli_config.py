@@ -178,9 +178,9 @@ def test_response_usage_errors_exit_2(tmp_path, moments_file, capsys, argv, need
 
 
 @pytest.mark.parametrize("content, needle", [
-    (b"not an HDF5 file at all\n", "not an HDF5 file"),
-    (None, "not a gpukpm moments file"),   # an HDF5 file without gpukpm_kind
-    ("response", "not a gpukpm moments file (gpukpm_kind = 'response')"),
+    (b"not an HDF5 file at all\n", "not a readable HDF5 file"),
+    (None, "not a gpukpm moments file: it is an HDF5 file without gpukpm_kind"),
+    ("response", "not a gpukpm moments file: it is a gpukpm 'response' file"),
 ])
 def test_unreadable_or_foreign_input_files_exit_2(tmp_path, moments_file, capsys, content, needle):
     import h5py

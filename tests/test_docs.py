@@ -44,7 +44,7 @@ README_NAMES = (
     "window_cuts", "grid_edge_range",
     # command line and configuration
     "gpukpm dos", "gpukpm moments", "gpukpm kspace", "gpukpm response", "gpukpm aggregate", "gpukpm torques",
-    "gpukpm torques --run", "gpukpm info", "--no-resume", "--csv", "--energies", "realspace.num_moments",
+    "gpukpm torques-run", "gpukpm info", "--no-resume", "--csv", "--energies", "realspace.num_moments",
     "realspace.eta", "realspace.bounds", "realspace.target_rel_error", "match_realspace", "spectrum.sweep_bounds",
     "kpm.vectors_per_task", "kpm.memory_budget_gb", "GPUKPM_BACKEND", "GPUKPM_NUMBA", "GPUKPM_KERNEL_DIR",
     "GPUKPM_GPU_STENCIL", "GPUKPM_MPI", "GPUKPM_KEEP_TASKS", "OMP_NUM_THREADS",

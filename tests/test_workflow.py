@@ -220,11 +220,11 @@ def test_dry_run_refuses_inconsistent_sweep_settings(tmp_path, mutate, message):
 
 def test_lint_leaves_only_the_documented_item(tmp_path):
     """`snakemake --lint`: every rule has a log, no globals in shell commands, no mixed rules and functions;
-    the one remaining item (no conda environment or container per rule) is explained in the README."""
+    the one remaining item (no conda environment or container per rule) is explained in the guide."""
     res = snakemake("--lint", cwd=tmp_path, timeout=120)
     items = set(re.findall(r"^\s+\* (.+?):?$", res.stdout + res.stderr, flags=re.M))
     assert items == {"Specify a conda environment or container for each rule."}, items
-    assert "conda environment or container" in (ROOT / "README.md").read_text()
+    assert "conda environment or container" in (ROOT / "docs" / "guide" / "workflow.md").read_text()
 
 
 # --------------------------------------------------------------------------- tiny real run
