@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from types import ModuleType
 
@@ -22,7 +23,9 @@ import numpy as np
 import scipy.sparse
 from gpukpm.models.stencil import CellStencil
 
-__all__ = ["Backend", "BackendUnavailable", "get_backend", "gpu_status", "device_count", "cpu_name", "VALID_NAMES"]
+__all__ = ["Backend", "BackendUnavailable", "get_backend", "resolve_name", "gpu_status", "device_count",
+           "default_device", "launcher_local_rank", "nvidia_hardware", "gpu_missing_library", "cpu_name", "VALID_NAMES",
+           "LAUNCHER_LOCAL_RANK", "NVIDIA_DRIVER_PATHS"]
 
 VALID_NAMES = ("auto", "cpu", "gpu")
 
@@ -32,7 +35,11 @@ class BackendUnavailable(RuntimeError):
 
 
 def device_count() -> int:
-    """Number of CUDA devices (0 without CuPy or a driver); creates no CUDA context."""
+    """Number of CUDA devices this process sees (0 without CuPy or a driver); creates no CUDA context.
+
+    ``cudaGetDeviceCount`` initialises the driver but opens no context on any device, so every rank
+    may call it before it has chosen its device.
+    """
     try:
         import cupy
 
@@ -41,26 +48,142 @@ def device_count() -> int:
         return 0
 
 
-@functools.lru_cache(maxsize=1)
-def gpu_status() -> tuple[bool, str]:
-    """Return ``(usable, reason)`` for the CUDA backend; probed once and cached.
+# node-local rank set by the launcher: SLURM's srun, Open MPI, MPICH/Hydra (and Intel MPI)
+LAUNCHER_LOCAL_RANK = ("SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID")
 
-    ``import cupy`` succeeds without a driver; the first device call fails with
-    a ``CUDARuntimeError`` (a RuntimeError), so the probe also touches a device.
+
+def launcher_local_rank() -> int | None:
+    """This process's node-local rank as the launcher exports it (:data:`LAUNCHER_LOCAL_RANK`), or None."""
+    for name in LAUNCHER_LOCAL_RANK:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return None
+
+
+def default_device(count: int | None = None) -> int:
+    """The device this process owns, chosen without touching any device.
+
+    ``GPUKPM_DEVICE`` when set (:func:`gpukpm.run.parallel.select_backend` exports its choice there),
+    else the launcher's node-local rank modulo the devices this process sees, else 0.  Under SLURM
+    with one GPU bound per task, ``CUDA_VISIBLE_DEVICES`` shows each task its own GPU as device 0.
+    """
+    explicit = os.environ.get("GPUKPM_DEVICE", "").strip()
+    if explicit:
+        return int(explicit)
+    local = launcher_local_rank()
+    if local is None:
+        return 0
+    count = device_count() if count is None else count
+    return local % count if count > 0 else 0
+
+
+# (library, CuPy call that needs it): each loads lazily, so a missing one shows only when first used
+_LIBRARY_CHECKS = ("NVRTC", "cuBLAS", "cuSPARSE", "cuSOLVER")
+_EXTRA_HINT = ("install the CUDA libraries with the 'gpu' extra (pip install 'gpukpm[gpu]', i.e. "
+               "cupy-cuda12x[ctk]; 'gpu-cuda13' for CUDA 13 drivers) or load the site's CUDA module and "
+               "use the 'gpu-system' extra")
+
+
+def _check_library(cupy, name: str) -> None:
+    """One small call through library ``name`` on the current device (raises when it cannot load)."""
+    import numpy
+
+    if name == "NVRTC":  # CuPy compiles its elementwise and reduction kernels with NVRTC
+        float((cupy.arange(4, dtype=numpy.float64) * 2.0).sum())
+    elif name == "cuBLAS":
+        from cupy import cublas
+
+        a = cupy.ones((2, 2), dtype=numpy.complex128)
+        cublas.gemm("N", "N", a, a)
+    elif name == "cuSPARSE":
+        import cupyx.scipy.sparse
+
+        m = cupyx.scipy.sparse.csr_matrix(scipy.sparse.identity(2, dtype=numpy.complex128, format="csr"))
+        m @ cupy.ones((2, 1), dtype=numpy.complex128, order="F")
+    elif name == "cuSOLVER":
+        cupy.linalg.eigh(cupy.ones((2, 2, 2), dtype=numpy.complex128))  # a stack: batched syevj
+
+
+@functools.lru_cache(maxsize=None)
+def gpu_status(device_id: int | None = None) -> tuple[bool, str]:
+    """Return ``(usable, reason)`` for the CUDA backend on ``device_id`` (default: :func:`default_device`).
+
+    The probe makes ``device_id`` this process's current device *first* (``Device.use()``) and only
+    then touches it, so a process opens a CUDA context on its own device and on no other (CuPy's
+    ``with Device(d)`` switches back to device 0 on exit, which would open one there).  It runs one
+    small call through each CUDA library gpukpm uses (NVRTC, cuBLAS, cuSPARSE, cuSOLVER) and names
+    the first that fails.  Cached per device.
     """
     try:
         import cupy
     except ImportError as exc:  # cupy not installed
-        return False, f"CuPy is not installed ({exc}); install the 'gpu' extra"
+        return False, f"CuPy is not installed ({exc}); {_EXTRA_HINT}"
     try:
-        if not cupy.cuda.is_available():
-            return False, "CuPy is installed but no CUDA device/driver is usable"
         count = cupy.cuda.runtime.getDeviceCount()
-        with cupy.cuda.Device(int(os.environ.get("GPUKPM_DEVICE", "0")) % max(count, 1)):
-            cupy.zeros(1).sum()  # touch the device this process will use
-    except Exception as exc:  # CUDARuntimeError and friends
-        return False, f"CUDA device not usable: {exc}"
-    return True, f"{count} CUDA device(s)"
+    except Exception as exc:  # no driver
+        return False, f"no usable CUDA driver ({exc})"
+    if count < 1:
+        return False, "CuPy is installed but no CUDA device is visible (CUDA_VISIBLE_DEVICES?)"
+    device = default_device(count) if device_id is None else int(device_id)
+    if not 0 <= device < count:
+        return False, f"CUDA device {device} does not exist ({count} visible)"
+    try:
+        cupy.cuda.Device(device).use()
+        cupy.zeros(1)
+    except Exception as exc:  # busy (exclusive compute mode), out of memory, broken driver
+        return False, f"CUDA device {device} not usable: {exc}"
+    for library in _LIBRARY_CHECKS:
+        try:
+            _check_library(cupy, library)
+        except Exception as exc:  # a shared library that does not load, a compile failure
+            return False, f"CUDA library {library} not usable on device {device} ({type(exc).__name__}: {exc}); " \
+                          f"{_EXTRA_HINT}"
+    return True, f"{count} CUDA device(s); this process uses device {device}"
+
+
+def gpu_missing_library(device_id: int | None = None) -> str | None:
+    """The CUDA component that keeps the GPU backend from working ("CuPy", "driver", "NVRTC", "cuBLAS",
+    "cuSPARSE", "cuSOLVER"), or None when it works or the reason is something else (busy device)."""
+    usable, reason = gpu_status(device_id)
+    if usable:
+        return None
+    if reason.startswith("CuPy is not installed"):
+        return "CuPy"
+    if reason.startswith("no usable CUDA driver"):
+        return "driver"
+    for library in _LIBRARY_CHECKS:
+        if reason.startswith(f"CUDA library {library} "):
+            return library
+    return None
+
+
+# signs of an NVIDIA GPU that need no CUDA library: the driver's files and its tool
+NVIDIA_DRIVER_PATHS = ("/dev/nvidia0", "/proc/driver/nvidia/version")
+
+
+def nvidia_hardware() -> str | None:
+    """What shows this machine has an NVIDIA GPU (a driver file or ``nvidia-smi``), or None."""
+    import shutil
+
+    for path in NVIDIA_DRIVER_PATHS:
+        if os.path.exists(path):
+            return path
+    tool = shutil.which("nvidia-smi")
+    return tool
+
+
+_warned_fallback: set = set()
+
+
+def _warn_cpu_fallback(reason: str) -> None:
+    """``auto`` fell back to the CPU: say so (once per process) when the machine has a GPU."""
+    hardware = nvidia_hardware()
+    if hardware is None or reason in _warned_fallback:
+        return
+    _warned_fallback.add(reason)
+    warnings.warn(f"backend 'auto' runs on the CPU although this machine has an NVIDIA GPU ({hardware}): "
+                  f"{reason}", RuntimeWarning, stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -274,6 +397,7 @@ class Backend:
                 device_name=props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"]),
                 total_memory=int(props["totalGlobalMem"]),
                 cuda_runtime=int(cp.cuda.runtime.runtimeGetVersion()),
+                compute_mode=int(props.get("computeMode", 0)),
             )
         else:
             info.update(device_name=cpu_name(), cpu_count=os.cpu_count())
@@ -303,23 +427,33 @@ def _make(name: str, device_id: int) -> Backend:
     return Backend("gpu", cupy, cupyx.scipy.sparse, device_id)
 
 
+def resolve_name(name: str | None = None) -> str:
+    """``"auto"``, ``"cpu"`` or ``"gpu"`` from the argument or ``GPUKPM_BACKEND`` (default ``auto``)."""
+    requested = (name or os.environ.get("GPUKPM_BACKEND") or "auto").strip().lower()
+    if requested not in VALID_NAMES:
+        raise ValueError(f"backend must be one of {VALID_NAMES}, got {requested!r} (argument or GPUKPM_BACKEND)")
+    return requested
+
+
 def get_backend(name: str | Backend | None = None, device_id: int | None = None) -> Backend:
     """Return the backend called ``name`` (``"cpu"``, ``"gpu"`` or ``"auto"``).
 
     ``None`` reads ``GPUKPM_BACKEND`` (default ``auto``).  A Backend passes
-    through unchanged.  ``device_id`` picks the GPU (default: the current
-    device, or ``GPUKPM_DEVICE``).
+    through unchanged.  ``device_id`` picks the GPU (default: :func:`default_device`:
+    ``GPUKPM_DEVICE``, else the launcher's node-local rank, else 0); only that device is touched.
+    ``auto`` on a machine whose NVIDIA GPU cannot be used warns and runs on the CPU.
     """
     if isinstance(name, Backend):
         return name
-    requested = (name or os.environ.get("GPUKPM_BACKEND") or "auto").strip().lower()
-    if requested not in VALID_NAMES:
-        raise ValueError(f"backend must be one of {VALID_NAMES}, got {requested!r} (argument or GPUKPM_BACKEND)")
-    if device_id is None:
-        device_id = int(os.environ.get("GPUKPM_DEVICE", "0"))
+    requested = resolve_name(name)
     if requested == "cpu":
         return _make("cpu", 0)
-    usable, reason = gpu_status()
+    if device_id is None:
+        device_id = default_device()
+    usable, reason = gpu_status(int(device_id))
     if requested == "gpu" and not usable:
         raise BackendUnavailable(f"backend 'gpu' was requested but {reason}")
-    return _make("gpu", device_id) if usable else _make("cpu", 0)
+    if not usable:
+        _warn_cpu_fallback(reason)
+        return _make("cpu", 0)
+    return _make("gpu", int(device_id))
