@@ -343,6 +343,7 @@ def select_backend(name, local_rank: int, local_size: int, local_visible: list |
             be = get_backend(requested, device_id=device)
         else:
             be = get_backend(requested)  # raises for 'gpu' (saying why); 'auto' falls back to the CPU
+            device, sharing, num_devices = getattr(be, "device_id", 0), 1, 1
     if be is None or not be.is_gpu:
         be = get_backend("cpu")
         if local_size > 1 and local_rank == 0 and not os.environ.get("OMP_NUM_THREADS"):
