@@ -28,6 +28,8 @@ __all__ = ["Backend", "BackendUnavailable", "get_backend", "resolve_name", "gpu_
            "LAUNCHER_LOCAL_RANK", "NVIDIA_DRIVER_PATHS"]
 
 VALID_NAMES = ("auto", "cpu", "gpu")
+# rows up to which Backend.row_dots calls one BLAS-1 dot per row (no temporaries) instead of one reduction
+ROW_DOTS_LOOP_MAX = 32
 
 
 class BackendUnavailable(RuntimeError):
@@ -277,16 +279,24 @@ class Backend:
     def chebyshev_step_into(self, H2, x, y, out) -> None:
         """``out ← H2·x − y`` for row-stacked (R, D) arrays (out distinct from x and y).
 
-        Lets the recursion write T_{n+1} straight into its block slot.
+        Lets the recursion write T_{n+1} straight into its block slot.  GPU (CSR): the fused kernel
+        of :func:`gpukpm.engine.gpu_kernels.csr_step_into` reads y and writes out once (cuSPARSE
+        would need y copied into out first); cuSPARSE when the kernel is off or failed its check.
         """
         from gpukpm.engine import cpu_kernels
 
         if isinstance(H2, CellStencil):
             self._stencil_kernels().stencil_step_into(H2, x, y, out)
         elif self.is_gpu:
+            from gpukpm.engine import gpu_kernels
+
+            if (H2.dtype == x.dtype and x.flags.c_contiguous and y.flags.c_contiguous and out.flags.c_contiguous
+                    and gpu_kernels.csr_usable(self.device_id)):
+                gpu_kernels.csr_step_into(H2, x, y, out)  # one pass: no copy of y into out
+                return
             from cupyx import cusparse
 
-            out[...] = y
+            out[...] = y  # cuSPARSE updates its output in place (beta = −1)
             cusparse.spmm(H2, x.T, c=out.T, alpha=1.0, beta=-1.0)
         elif cpu_kernels.available() and x.flags.c_contiguous and y.flags.c_contiguous and out.flags.c_contiguous:
             cpu_kernels.chebyshev_step_into(H2, x, y, out)
@@ -298,8 +308,9 @@ class Backend:
 
         ``out`` (optional, C-contiguous, shape ``rows.shape[:-1] + (M.shape[0],)``) receives it.
 
-        GPU: cuSPARSE SpMM on the Fortran-ordered transpose (no copy in);
-        CPU: the Numba row kernel when available, else SciPy's product.
+        GPU: cuSPARSE SpMM on the Fortran-ordered transposes, written straight into ``out``
+        (``spmm(M, rowsᵀ, c=outᵀ)``: no temporary, no copy); CPU: the Numba row kernel when
+        available, else SciPy's product.
         """
         shape = rows.shape[:-1] + (M.shape[0],)
         flat = rows.reshape(-1, rows.shape[-1])
@@ -309,6 +320,10 @@ class Backend:
 
         if isinstance(M, CellStencil):
             self._stencil_kernels().stencil_apply(M, flat, out.reshape(flat.shape[0], M.dim))
+        elif (self.is_gpu and M.dtype == flat.dtype and flat.flags.c_contiguous and out.flags.c_contiguous):
+            from cupyx import cusparse
+
+            cusparse.spmm(M, flat.T, c=out.reshape(flat.shape[0], M.shape[0]).T, alpha=1.0, beta=0.0)
         elif (not self.is_gpu and cpu_kernels.available() and flat.flags.c_contiguous
                 and M.dtype == flat.dtype and out.flags.c_contiguous):
             cpu_kernels.apply_rows(M, flat, out.reshape(flat.shape[0], M.shape[0]))
@@ -358,32 +373,94 @@ class Backend:
         buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         return np.frombuffer(buffer, dtype=dtype).reshape(shape)
 
+    def row_dots(self, P, Q, out=None):
+        """``⟨P_r|Q_r⟩`` for every row r of (R, D) arrays with contiguous rows, complex128 (R,), into
+        ``out`` when given (a (R,) complex128 array, e.g. a column of the moments table).
+
+        Up to :data:`ROW_DOTS_LOOP_MAX` rows: one BLAS-1 ``dotc`` per row (cuBLAS on the GPU,
+        writing its result on the device), so no (R, D) temporary is made —
+        ``sum(conj(P) * Q, axis=1)`` makes two per call; more rows: that vectorised sum.
+        """
+        R = P.shape[0]
+        if R > ROW_DOTS_LOOP_MAX:  # many rows: one vectorised reduction beats R BLAS-1 launches
+            result = self.xp.sum(self.xp.conj(P) * Q, axis=1)
+            if out is None:
+                return result.astype(np.complex128, copy=False)
+            out[...] = result
+            return out
+        if out is None:
+            out = self.xp.empty(R, dtype=np.complex128)
+        if self.is_gpu:
+            from cupy import cublas
+
+            for r in range(R):
+                cublas.dotc(P[r], Q[r], out=out[r])
+        else:
+            for r in range(R):
+                out[r] = np.vdot(P[r], Q[r])
+        return out
+
     def real_gemm(self, P, Q):
-        """``Re(conj(P) @ Q.T)`` for C-contiguous complex P (m, D), Q (n, D): half a ZGEMM's work.
+        """``Re(conj(P) @ Q.T)`` for complex P (m, D), Q (n, D) with contiguous rows: half a ZGEMM's work.
 
         ``Re⟨p|q⟩ = Σ_j (Re p_j Re q_j + Im p_j Im q_j)`` is the real dot product
         of the interleaved float views, so one DGEMM with inner dimension 2D
-        (4·m·n·D flops against ZGEMM's 8·m·n·D) gives it without copies.
+        (4·m·n·D flops against ZGEMM's 8·m·n·D) gives it without copies.  Rows may be
+        strided (a vector of a multi-vector block: row stride R·D); on the GPU the
+        stride goes to cuBLAS as the leading dimension instead of a copy.
         """
         real = np.float32 if P.dtype == np.complex64 else np.float64
         Pf = P.view(real).reshape(P.shape[0], -1)
         Qf = Q.view(real).reshape(Q.shape[0], -1)
+        if self.is_gpu and not (Pf.flags.c_contiguous and Qf.flags.c_contiguous):
+            return self._rows_gemm(Pf, Qf, conjugate=False)
         return Pf @ Qf.T
 
     def conj_gemm(self, P, Q):
-        """``conj(P) @ Q.T`` for C-contiguous P (m, D) and Q (n, D), without copies.
+        """``conj(P) @ Q.T`` for P (m, D) and Q (n, D) with contiguous rows, without copies on the GPU.
 
         This is the block of inner products ``⟨P_i|Q_j⟩`` (BLAS-3: ZGEMM with
-        op(A) = Aᴴ on the Fortran view, cuBLAS on the GPU).
+        op(A) = Aᴴ on the Fortran view, cuBLAS on the GPU; row-strided operands
+        go to cuBLAS with their row stride as the leading dimension).
         """
         if self.is_gpu:
+            if not (P.flags.c_contiguous and Q.flags.c_contiguous):
+                return self._rows_gemm(P, Q, conjugate=True)
             from cupy import cublas
 
             return cublas.gemm("H", "N", P.T, Q.T)
         import scipy.linalg.blas as blas
 
+        P, Q = np.ascontiguousarray(P), np.ascontiguousarray(Q)
         gemm = blas.get_blas_funcs("gemm", (P, Q))
         return gemm(1.0, P.T, Q.T, trans_a=2)
+
+    def _rows_gemm(self, P, Q, conjugate: bool):
+        """``op(P) @ Q.T`` (op: conj or identity) on the device for P (m, K), Q (n, K) whose rows are
+        contiguous and evenly strided: one cuBLAS ``?gemm`` on the column-major views ``Pᵀ`` (K × m,
+        leading dimension = P's row stride) and ``Qᵀ``, result (m, n) in Fortran order."""
+        from cupy.cuda import cublas as lib
+        from cupy.cuda import device
+
+        m, K = P.shape
+        n = Q.shape[0]
+        itemsize = P.dtype.itemsize
+        for name, a in (("P", P), ("Q", Q)):
+            if a.strides[1] != itemsize or a.strides[0] % itemsize or a.strides[0] < K * itemsize:
+                raise ValueError(f"_rows_gemm: {name} needs contiguous, evenly strided rows, strides {a.strides}")
+        ldp, ldq = max(P.strides[0] // itemsize, K), max(Q.strides[0] // itemsize, K)
+        out = self.xp.empty((m, n), dtype=P.dtype, order="F")
+        func = {"f": lib.sgemm, "d": lib.dgemm, "F": lib.cgemm, "D": lib.zgemm}[P.dtype.char]
+        one, zero = np.ones((), dtype=P.dtype), np.zeros((), dtype=P.dtype)
+        handle = device.get_cublas_handle()
+        mode = lib.getPointerMode(handle)
+        lib.setPointerMode(handle, lib.CUBLAS_POINTER_MODE_HOST)
+        try:
+            func(handle, lib.CUBLAS_OP_C if conjugate else lib.CUBLAS_OP_T, lib.CUBLAS_OP_N, m, n, K,
+                 one.ctypes.data, P.data.ptr, ldp, Q.data.ptr, ldq, zero.ctypes.data, out.data.ptr, m)
+        finally:
+            lib.setPointerMode(handle, mode)
+        return out
 
     def device_info(self) -> dict:
         """Description of the device for provenance records."""

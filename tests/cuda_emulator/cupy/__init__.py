@@ -156,7 +156,12 @@ class ndarray(NDArrayOperatorsMixin):
         return (_wrap(row) for row in self._a)
 
     def __getitem__(self, key):
-        return _wrap(self._a[_unwrap(key, host_ok=True)])
+        """As CuPy: a basic index that selects one element gives a 0-d *view*, writable in place."""
+        key = _unwrap(key, host_ok=True)
+        result = self._a[key]
+        if isinstance(result, _np.generic):
+            result = self._a[(key if isinstance(key, tuple) else (key,)) + (Ellipsis,)]
+        return _wrap(result)
 
     def __setitem__(self, key, value):
         """As CuPy: a host array (not 0-d) or a list as the value only under an index array."""
@@ -165,7 +170,7 @@ class ndarray(NDArrayOperatorsMixin):
             if not any(isinstance(k, (ndarray, _np.ndarray, list)) for k in keys):
                 raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
         if isinstance(value, ndarray) and value.size > 1:
-            _emulator.copied()  # a device-to-device copy kernel
+            _emulator.copied(value.nbytes)  # a device-to-device copy kernel
         self._a[_unwrap(key, host_ok=True)] = _unwrap(value, host_ok=True)
 
     def __repr__(self):

@@ -12,9 +12,10 @@ holds, as CUDA does (``cudaErrorDevicesUnavailable``).  Other processes are the 
 recorded there: ``device-<d>.owner`` (exclusive mode) and ``contexts-<pid>.txt`` (every context a
 process opened, one device per line, in any mode).
 
-**Counters** (:func:`counts`, :func:`reset`): ``allocations`` (new device buffers: every array
-that owns fresh memory, temporaries included), ``copies`` (device-to-device copies into an
-existing array: ``a[...] = b`` with a device array ``b`` of more than one element), and
+**Counters** (:func:`counts`): ``allocations`` and ``allocated_bytes`` (new device buffers: every
+array that owns fresh memory, temporaries included), ``copies`` and ``copied_bytes``
+(device-to-device copies into an existing array: ``a[...] = b`` with a device array ``b`` of more
+than one element), and
 ``operand_copies`` (the copies CuPy makes of cuBLAS operands, :data:`cupy.cublas.operand_copies`).
 Tests take a snapshot, run one Chebyshev step, and assert the difference, so a regression that
 adds a temporary or a copy fails without timing anything.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import os
 import weakref
 
-_counts = {"allocations": 0, "copies": 0}
+_counts = {"allocations": 0, "allocated_bytes": 0, "copies": 0, "copied_bytes": 0}
 _owners: dict[int, weakref.ref] = {}
 _contexts: set[int] = set()
 _current = [None]  # device set by cudaSetDevice; None: the runtime's default (0) on first use
@@ -116,11 +117,26 @@ def allocated(host) -> None:
     if ref is not None and ref() is host:
         return
     _counts["allocations"] += 1
+    _counts["allocated_bytes"] += host.nbytes
     _owners[key] = weakref.ref(host, lambda _r, key=key: _owners.pop(key, None))
 
 
-def copied() -> None:
+def check_device_range(ptr: int, nbytes: int, what: str) -> None:
+    """Refuse ``[ptr, ptr + nbytes)`` unless it lies inside one live device buffer (an array that owns
+    its memory): a raw-pointer library call would read or write another array's memory there."""
+    for ref in list(_owners.values()):
+        host = ref()
+        if host is None:
+            continue
+        start = host.ctypes.data
+        if start <= ptr and ptr + nbytes <= start + host.nbytes:
+            return
+    raise ValueError(f"emulated CUDA library: {what} [{ptr:#x}, +{nbytes} B) is not inside one device buffer")
+
+
+def copied(nbytes: int = 0) -> None:
     _counts["copies"] += 1
+    _counts["copied_bytes"] += int(nbytes)
 
 
 def counts() -> dict:

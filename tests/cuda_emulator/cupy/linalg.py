@@ -38,6 +38,7 @@ def eigh(a, UPLO="L"):
 
         _emulator.touch()
         _emulator._counts["allocations"] += 2  # CuPy's copy of the stack and the workspace (not materialised)
+        _emulator._counts["allocated_bytes"] += a.nbytes + work * a.dtype.itemsize
     return _wrap(_np.linalg.eigh(_unwrap(a), UPLO=UPLO))
 
 
