@@ -1,14 +1,11 @@
 """SLURM resources of the pipeline's jobs derived from the job (issue 19): GPUs = MPI ranks = the job's
-gpukpm tasks, runtime and memory from its size (workflow/scripts/jobcost.py), not fixed guesses."""
+gpukpm tasks, runtime and memory from its size (workflow/scripts/jobcost.py), not fixed guesses.
+Snakemake's dry run of config/paper.yaml with the SLURM profile: tests/test_workflow.py."""
 from __future__ import annotations
 
-import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,20 +48,3 @@ def test_slurm_profile_leaves_the_derived_resources_to_the_rules():
         fixed = set(profile["set-resources"][rule]) & {"tasks", "gpu", "runtime", "mem_mb"}
         assert not fixed, f"{rule}: {fixed} would override the derived resources"
     assert profile["set-resources"]["moments"]["tasks_per_gpu"] == 1
-
-
-def test_paper_dry_run_asks_for_one_gpu_per_moments_job(tmp_path):
-    """The rule's resources in Snakemake's own dry run of config/paper.yaml."""
-    snakemake = Path(sys.executable).parent / "snakemake"
-    if not snakemake.exists():
-        pytest.skip("snakemake not installed next to the interpreter")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([str(snakemake), "-s", str(REPO / "workflow" / "Snakefile"), "--configfile",
-                           str(REPO / "config" / "paper.yaml"), "-n", "--until", "moments", "--forceall"],
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    lines = [line for line in proc.stdout.splitlines() if "resources:" in line and "mpi=" in line]
-    assert len(lines) == 1540
-    resources = dict(re.findall(r"(\w+)=([^,\s]+)", lines[0]))
-    assert (resources["tasks"], resources["gpu"]) == ("1", "1")
-    assert int(resources["runtime"]) < 720 and int(resources["mem_mb"]) < 240000
