@@ -30,6 +30,7 @@ __all__ = ["Backend", "BackendUnavailable", "get_backend", "resolve_name", "gpu_
 VALID_NAMES = ("auto", "cpu", "gpu")
 # rows up to which Backend.row_dots calls one BLAS-1 dot per row (no temporaries) instead of one reduction
 ROW_DOTS_LOOP_MAX = 32
+_INT32_MAX = 2**31 - 1
 
 
 class BackendUnavailable(RuntimeError):
@@ -449,6 +450,9 @@ class Backend:
             if a.strides[1] != itemsize or a.strides[0] % itemsize or a.strides[0] < K * itemsize:
                 raise ValueError(f"_rows_gemm: {name} needs contiguous, evenly strided rows, strides {a.strides}")
         ldp, ldq = max(P.strides[0] // itemsize, K), max(Q.strides[0] // itemsize, K)
+        if max(ldp, ldq) > _INT32_MAX:  # cuBLAS takes 32-bit leading dimensions: copy such rare operands
+            P, Q = self.xp.ascontiguousarray(P), self.xp.ascontiguousarray(Q)
+            ldp = ldq = K
         out = self.xp.empty((m, n), dtype=P.dtype, order="F")
         func = {"f": lib.sgemm, "d": lib.dgemm, "F": lib.cgemm, "D": lib.zgemm}[P.dtype.char]
         one, zero = np.ones((), dtype=P.dtype), np.zeros((), dtype=P.dtype)
