@@ -181,3 +181,13 @@ def test_mpi_ranks_open_contexts_on_their_own_devices_only(tmp_path):
     assert touched == [("0",), ("1",)]
     devices = {r["device_id"] for r in io.load_moments(tmp_path / "out.h5").provenance["ranks"]}
     assert devices == {0, 1}
+
+
+def test_gpu_extras_bring_the_cuda_libraries():
+    """`pip install gpukpm[gpu]` on a node with only the driver: CuPy's [ctk] extra (CuPy >= 14) brings
+    cudart, NVRTC, cuBLAS, cuSPARSE, cuSOLVER; gpu-system leaves them to the site's CUDA module."""
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["gpu"] == ["cupy-cuda12x[ctk]>=14"] and extras["gpu-cuda13"] == ["cupy-cuda13x[ctk]>=14"]
+    assert extras["gpu-system"] == ["cupy-cuda12x>=13"] and extras["gpu-system-cuda13"] == ["cupy-cuda13x>=13"]
