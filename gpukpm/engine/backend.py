@@ -148,7 +148,7 @@ def gpu_status(device_id: int | None = None) -> tuple[bool, str]:
 def gpu_missing_library(device_id: int | None = None) -> str | None:
     """The CUDA component that keeps the GPU backend from working ("CuPy", "driver", "NVRTC", "cuBLAS",
     "cuSPARSE", "cuSOLVER"), or None when it works or the reason is something else (busy device)."""
-    usable, reason = gpu_status(device_id)
+    usable, reason = gpu_status() if device_id is None else gpu_status(device_id)
     if usable:
         return None
     if reason.startswith("CuPy is not installed"):
@@ -529,12 +529,10 @@ def get_backend(name: str | Backend | None = None, device_id: int | None = None)
     requested = resolve_name(name)
     if requested == "cpu":
         return _make("cpu", 0)
-    if device_id is None:
-        device_id = default_device()
-    usable, reason = gpu_status(int(device_id))
+    usable, reason = gpu_status() if device_id is None else gpu_status(int(device_id))
     if requested == "gpu" and not usable:
         raise BackendUnavailable(f"backend 'gpu' was requested but {reason}")
     if not usable:
         _warn_cpu_fallback(reason)
         return _make("cpu", 0)
-    return _make("gpu", int(device_id))
+    return _make("gpu", default_device() if device_id is None else int(device_id))
