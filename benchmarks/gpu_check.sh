@@ -22,6 +22,7 @@
 # the benchmarks' own *_gpu.json; copied to $OUT when set.  Exit status: 0 when every step that ran
 # passed, 1 otherwise (after all steps ran).  GPU_CHECK_BUDGET_S (default 510) bounds the whole run:
 # a step gets at most the time left, and is skipped when less than its minimum is left.
+# GPU_CHECK_RESULTS moves the results folder (the tests use a temporary one); PYTHON picks the interpreter.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
