@@ -39,6 +39,7 @@ FLAGS = {
     "GPUKPM_KEEP_TASKS": Flag("bool", False, "keep OUTPUT.tasks/ after the merge of a moments run"),
     "GPUKPM_NUMBA": Flag("bool", True, "false: SciPy CSR instead of the Numba CPU kernels"),
     "GPUKPM_GPU_STENCIL": Flag("bool", True, "false: cuSPARSE CSR instead of the CUDA stencil kernel"),
+    "GPUKPM_GPU_CSR_KERNEL": Flag("bool", True, "false: cuSPARSE SpMM plus a copy instead of the fused CSR step kernel"),
     "GPUKPM_KERNEL_DIR": Flag("path", None, "cache of generated CPU kernels (default ~/.cache/gpukpm/kernels)"),
 }
 

@@ -43,6 +43,8 @@ def _clear_gpukpm_device_caches():
     backend._make.cache_clear()
     gpu_kernels._raw_kernel.cache_clear()
     gpu_kernels.usable.cache_clear()
+    gpu_kernels._csr_kernel.cache_clear()
+    gpu_kernels.csr_usable.cache_clear()
 
 
 def _cupy_modules():

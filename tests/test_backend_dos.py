@@ -7,7 +7,12 @@ from gpukpm.engine import backend
 from gpukpm.response.dos import dos
 
 GPU, GPU_REASON = backend.gpu_status()
-needs_gpu = pytest.mark.skipif(not GPU, reason=f"no usable CUDA device: {GPU_REASON}")
+_skip_without_gpu = pytest.mark.skipif(not GPU, reason=f"no usable CUDA device: {GPU_REASON}")
+
+
+def needs_gpu(test):
+    """Device-only test: skipped without a device, selected by ``pytest -m gpu``."""
+    return pytest.mark.gpu(_skip_without_gpu(test))
 
 
 def test_backend_names_and_forcing(monkeypatch):

@@ -33,6 +33,7 @@ def stencil_cases():
     yield "self-check", gpu_kernels.check_stencil()
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
 def test_cuda_source_compiles(tmp_path):
     """The CUDA build (PTX for the H200's sm_90) of every test stencil, both precisions."""
@@ -45,6 +46,7 @@ def test_cuda_source_compiles(tmp_path):
             assert run.returncode == 0, f"{label}: {run.stderr}"
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not gpu_status()[0], reason="no usable CUDA device")
 def test_device_kernel_matches_cpu():
     import cupy

@@ -133,21 +133,21 @@ def test_device_for_rank_round_robin_and_sharing(monkeypatch):
 
 
 def test_select_backend_gpu_one_device_per_local_rank(monkeypatch):
-    """The GPU branch with a stand-in backend of 2 devices, 4 ranks on the node."""
+    """The GPU branch with a stand-in backend of 2 devices, 4 ranks on the node: the device is chosen
+    from the device count (no context) before the first backend call, which already names it."""
     calls = []
 
     def fake_get_backend(name=None, device_id=None):
         calls.append((name, device_id))
-        runtime = SimpleNamespace(getDeviceCount=lambda: 2)
-        return SimpleNamespace(is_gpu=True, device_id=device_id or 0, xp=SimpleNamespace(cuda=SimpleNamespace(
-            runtime=runtime)))
+        return SimpleNamespace(is_gpu=True, device_id=device_id or 0)
 
     monkeypatch.setattr(parallel, "get_backend", fake_get_backend)
+    monkeypatch.setattr(parallel, "device_count", lambda: 2)
     monkeypatch.delenv("GPUKPM_DEVICE", raising=False)
     with pytest.warns(RuntimeWarning, match="4 ranks on this node share 2 GPU"):
         be, sharing = select_backend("auto", 1, 4)  # lowest local rank on device 1 warns
     assert (be.device_id, sharing, os.environ["GPUKPM_DEVICE"]) == (1, 2, "1")
-    assert calls == [("auto", None), ("gpu", 1)]
+    assert calls == [("auto", 1)]
     be, sharing = select_backend("gpu", 2, 3)
     assert (be.device_id, sharing, os.environ["GPUKPM_DEVICE"]) == (0, 2, "0")
 

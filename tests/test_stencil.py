@@ -64,7 +64,8 @@ def test_stencil_rejects_unknown_names():
 
 
 STENCIL_BACKENDS = [pytest.param("cpu", marks=needs_numba),
-                    pytest.param("gpu", marks=pytest.mark.skipif(not gpu_status()[0], reason="no usable CUDA device"))]
+                    pytest.param("gpu", marks=[pytest.mark.gpu, pytest.mark.skipif(not gpu_status()[0],
+                                                                                     reason="no usable CUDA device")])]
 
 
 @pytest.mark.parametrize("backend", STENCIL_BACKENDS)

@@ -109,9 +109,14 @@ def test_paper_dry_run_with_slurm_profile(tmp_path):
     assert counts == expected
     assert expected["moments"] == 10 * 14 * 11
     out = res.stdout + res.stderr
-    # MPI through srun with the profile's GPU resources; gpukpm from PATH
-    assert re.search(r"tasks=4, mpi=srun, nodes=1, gpu=4, tasks_per_gpu=1, cpus_per_gpu=4", out)
-    assert re.search(r"srun -n 4 gpukpm moments ", out)
+    # MPI through srun; GPUs = ranks = the job's gpukpm tasks (one here), runtime and memory derived from
+    # the job (workflow/scripts/jobcost.py), not the 4 GPUs, 720 min and 240 GB once fixed in the profile
+    assert re.search(r"tasks=1, gpu=1, .*mpi=srun, nodes=1, tasks_per_gpu=1, cpus_per_gpu=4", out)
+    assert re.search(r"srun -n 1 gpukpm moments ", out)
+    moments_resources = [dict(re.findall(r"(\w+)=([^,\s]+)", line)) for line in out.splitlines()
+                         if "resources:" in line and "mpi=srun" in line]
+    assert len(moments_resources) == expected["moments"]
+    assert all(int(r["runtime"]) < 720 and int(r["mem_mb"]) < 240000 for r in moments_resources)
     # no absolute path of the checkout or the venv in any command (moving the checkout reruns nothing)
     commands = re.findall(r"^.*\bgpukpm (?:moments|kspace|response|aggregate|torques)\b.*$", out, flags=re.M)
     assert commands and not [c for c in commands if str(ROOT) in c or str(Path(sys.executable).parent) in c]

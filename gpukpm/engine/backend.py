@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from types import ModuleType
 
@@ -24,9 +25,14 @@ from gpukpm import envflags
 from gpukpm.errors import RunFailure
 from gpukpm.models.stencil import CellStencil
 
-__all__ = ["Backend", "BackendUnavailable", "get_backend", "gpu_status", "device_count", "cpu_name", "VALID_NAMES"]
+__all__ = ["Backend", "BackendUnavailable", "get_backend", "resolve_name", "gpu_status", "device_count",
+           "default_device", "launcher_local_rank", "nvidia_hardware", "gpu_missing_library", "cpu_name", "VALID_NAMES",
+           "LAUNCHER_LOCAL_RANK", "NVIDIA_DRIVER_PATHS"]
 
 VALID_NAMES = ("auto", "cpu", "gpu")
+# rows up to which Backend.row_dots calls one BLAS-1 dot per row (no temporaries) instead of one reduction
+ROW_DOTS_LOOP_MAX = 32
+_INT32_MAX = 2**31 - 1
 
 
 class BackendUnavailable(RunFailure):
@@ -34,7 +40,11 @@ class BackendUnavailable(RunFailure):
 
 
 def device_count() -> int:
-    """Number of CUDA devices (0 without CuPy or a driver); creates no CUDA context."""
+    """Number of CUDA devices this process sees (0 without CuPy or a driver); creates no CUDA context.
+
+    ``cudaGetDeviceCount`` initialises the driver but opens no context on any device, so every rank
+    may call it before it has chosen its device.
+    """
     try:
         import cupy
 
@@ -43,26 +53,141 @@ def device_count() -> int:
         return 0
 
 
-@functools.lru_cache(maxsize=1)
-def gpu_status() -> tuple[bool, str]:
-    """Return ``(usable, reason)`` for the CUDA backend; probed once and cached.
+# node-local rank set by the launcher: SLURM's srun, Open MPI, MPICH/Hydra (and Intel MPI)
+LAUNCHER_LOCAL_RANK = ("SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID")
 
-    ``import cupy`` succeeds without a driver; the first device call fails with
-    a ``CUDARuntimeError`` (a RuntimeError), so the probe also touches a device.
+
+def launcher_local_rank() -> int | None:
+    """This process's node-local rank as the launcher exports it (:data:`LAUNCHER_LOCAL_RANK`), or None."""
+    for name in LAUNCHER_LOCAL_RANK:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return None
+
+
+def default_device(count: int | None = None) -> int:
+    """The device this process owns, chosen without touching any device.
+
+    ``GPUKPM_DEVICE`` when set (:func:`gpukpm.run.parallel.select_backend` exports its choice there),
+    else the launcher's node-local rank modulo the devices this process sees, else 0.  Under SLURM
+    with one GPU bound per task, ``CUDA_VISIBLE_DEVICES`` shows each task its own GPU as device 0.
+    """
+    if os.environ.get("GPUKPM_DEVICE", "").strip():
+        return envflags.get("GPUKPM_DEVICE")
+    local = launcher_local_rank()
+    if local is None:
+        return 0
+    count = device_count() if count is None else count
+    return local % count if count > 0 else 0
+
+
+# (library, CuPy call that needs it): each loads lazily, so a missing one shows only when first used
+_LIBRARY_CHECKS = ("NVRTC", "cuBLAS", "cuSPARSE", "cuSOLVER")
+_EXTRA_HINT = ("install the CUDA libraries with the 'gpu' extra (pip install 'gpukpm[gpu]', i.e. "
+               "cupy-cuda12x[ctk]; 'gpu-cuda13' for CUDA 13 drivers) or load the site's CUDA module and "
+               "use the 'gpu-system' extra")
+
+
+def _check_library(cupy, name: str) -> None:
+    """One small call through library ``name`` on the current device (raises when it cannot load)."""
+    import numpy
+
+    if name == "NVRTC":  # CuPy compiles its elementwise and reduction kernels with NVRTC
+        float((cupy.arange(4, dtype=numpy.float64) * 2.0).sum())
+    elif name == "cuBLAS":
+        from cupy import cublas
+
+        a = cupy.ones((2, 2), dtype=numpy.complex128)
+        cublas.gemm("N", "N", a, a)
+    elif name == "cuSPARSE":
+        import cupyx.scipy.sparse
+
+        m = cupyx.scipy.sparse.csr_matrix(scipy.sparse.identity(2, dtype=numpy.complex128, format="csr"))
+        m @ cupy.ones((2, 1), dtype=numpy.complex128, order="F")
+    elif name == "cuSOLVER":
+        cupy.linalg.eigh(cupy.ones((2, 2, 2), dtype=numpy.complex128))  # a stack: batched syevj
+
+
+@functools.lru_cache(maxsize=None)
+def gpu_status(device_id: int | None = None) -> tuple[bool, str]:
+    """Return ``(usable, reason)`` for the CUDA backend on ``device_id`` (default: :func:`default_device`).
+
+    The probe makes ``device_id`` this process's current device *first* (``Device.use()``) and only
+    then touches it, so a process opens a CUDA context on its own device and on no other (CuPy's
+    ``with Device(d)`` switches back to device 0 on exit, which would open one there).  It runs one
+    small call through each CUDA library gpukpm uses (NVRTC, cuBLAS, cuSPARSE, cuSOLVER) and names
+    the first that fails.  Cached per device.
     """
     try:
         import cupy
     except ImportError as exc:  # cupy not installed
-        return False, f"CuPy is not installed ({exc}); install the 'gpu' extra"
+        return False, f"CuPy is not installed ({exc}); {_EXTRA_HINT}"
     try:
-        if not cupy.cuda.is_available():
-            return False, "CuPy is installed but no CUDA device/driver is usable"
         count = cupy.cuda.runtime.getDeviceCount()
-        with cupy.cuda.Device(envflags.get("GPUKPM_DEVICE") % max(count, 1)):
-            cupy.zeros(1).sum()  # touch the device this process will use
-    except Exception as exc:  # CUDARuntimeError and friends
-        return False, f"CUDA device not usable: {exc}"
-    return True, f"{count} CUDA device(s)"
+    except Exception as exc:  # no driver
+        return False, f"no usable CUDA driver ({exc})"
+    if count < 1:
+        return False, "CuPy is installed but no CUDA device is visible (CUDA_VISIBLE_DEVICES?)"
+    device = default_device(count) if device_id is None else int(device_id)
+    if not 0 <= device < count:
+        return False, f"CUDA device {device} does not exist ({count} visible)"
+    try:
+        cupy.cuda.Device(device).use()
+        cupy.zeros(1)
+    except Exception as exc:  # busy (exclusive compute mode), out of memory, broken driver
+        return False, f"CUDA device {device} not usable: {exc}"
+    for library in _LIBRARY_CHECKS:
+        try:
+            _check_library(cupy, library)
+        except Exception as exc:  # a shared library that does not load, a compile failure
+            return False, f"CUDA library {library} not usable on device {device} ({type(exc).__name__}: {exc}); " \
+                          f"{_EXTRA_HINT}"
+    return True, f"{count} CUDA device(s); this process uses device {device}"
+
+
+def gpu_missing_library(device_id: int | None = None) -> str | None:
+    """The CUDA component that keeps the GPU backend from working ("CuPy", "driver", "NVRTC", "cuBLAS",
+    "cuSPARSE", "cuSOLVER"), or None when it works or the reason is something else (busy device)."""
+    usable, reason = gpu_status() if device_id is None else gpu_status(device_id)
+    if usable:
+        return None
+    if reason.startswith("CuPy is not installed"):
+        return "CuPy"
+    if reason.startswith("no usable CUDA driver"):
+        return "driver"
+    for library in _LIBRARY_CHECKS:
+        if reason.startswith(f"CUDA library {library} "):
+            return library
+    return None
+
+
+# signs of an NVIDIA GPU that need no CUDA library: the driver's files and its tool
+NVIDIA_DRIVER_PATHS = ("/dev/nvidia0", "/proc/driver/nvidia/version")
+
+
+def nvidia_hardware() -> str | None:
+    """What shows this machine has an NVIDIA GPU (a driver file or ``nvidia-smi``), or None."""
+    import shutil
+
+    for path in NVIDIA_DRIVER_PATHS:
+        if os.path.exists(path):
+            return path
+    tool = shutil.which("nvidia-smi")
+    return tool
+
+
+_warned_fallback: set = set()
+
+
+def _warn_cpu_fallback(reason: str) -> None:
+    """``auto`` fell back to the CPU: say so (once per process) when the machine has a GPU."""
+    hardware = nvidia_hardware()
+    if hardware is None or reason in _warned_fallback:
+        return
+    _warned_fallback.add(reason)
+    warnings.warn(f"backend 'auto' runs on the CPU although this machine has an NVIDIA GPU ({hardware}): "
+                  f"{reason}", RuntimeWarning, stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -156,16 +281,24 @@ class Backend:
     def chebyshev_step_into(self, H2, x, y, out) -> None:
         """``out ← H2·x − y`` for row-stacked (R, D) arrays (out distinct from x and y).
 
-        Lets the recursion write T_{n+1} straight into its block slot.
+        Lets the recursion write T_{n+1} straight into its block slot.  GPU (CSR): the fused kernel
+        of :func:`gpukpm.engine.gpu_kernels.csr_step_into` reads y and writes out once (cuSPARSE
+        would need y copied into out first); cuSPARSE when the kernel is off or failed its check.
         """
         from gpukpm.engine import cpu_kernels
 
         if isinstance(H2, CellStencil):
             self._stencil_kernels().stencil_step_into(H2, x, y, out)
         elif self.is_gpu:
+            from gpukpm.engine import gpu_kernels
+
+            if (H2.dtype == x.dtype and x.flags.c_contiguous and y.flags.c_contiguous and out.flags.c_contiguous
+                    and gpu_kernels.csr_usable(self.device_id)):
+                gpu_kernels.csr_step_into(H2, x, y, out)  # one pass: no copy of y into out
+                return
             from cupyx import cusparse
 
-            out[...] = y
+            out[...] = y  # cuSPARSE updates its output in place (beta = −1)
             cusparse.spmm(H2, x.T, c=out.T, alpha=1.0, beta=-1.0)
         elif cpu_kernels.available() and x.flags.c_contiguous and y.flags.c_contiguous and out.flags.c_contiguous:
             cpu_kernels.chebyshev_step_into(H2, x, y, out)
@@ -177,8 +310,9 @@ class Backend:
 
         ``out`` (optional, C-contiguous, shape ``rows.shape[:-1] + (M.shape[0],)``) receives it.
 
-        GPU: cuSPARSE SpMM on the Fortran-ordered transpose (no copy in);
-        CPU: the Numba row kernel when available, else SciPy's product.
+        GPU: cuSPARSE SpMM on the Fortran-ordered transposes, written straight into ``out``
+        (``spmm(M, rowsᵀ, c=outᵀ)``: no temporary, no copy); CPU: the Numba row kernel when
+        available, else SciPy's product.
         """
         shape = rows.shape[:-1] + (M.shape[0],)
         flat = rows.reshape(-1, rows.shape[-1])
@@ -188,6 +322,10 @@ class Backend:
 
         if isinstance(M, CellStencil):
             self._stencil_kernels().stencil_apply(M, flat, out.reshape(flat.shape[0], M.dim))
+        elif (self.is_gpu and M.dtype == flat.dtype and flat.flags.c_contiguous and out.flags.c_contiguous):
+            from cupyx import cusparse
+
+            cusparse.spmm(M, flat.T, c=out.reshape(flat.shape[0], M.shape[0]).T, alpha=1.0, beta=0.0)
         elif (not self.is_gpu and cpu_kernels.available() and flat.flags.c_contiguous
                 and M.dtype == flat.dtype and out.flags.c_contiguous):
             cpu_kernels.apply_rows(M, flat, out.reshape(flat.shape[0], M.shape[0]))
@@ -237,32 +375,97 @@ class Backend:
         buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         return np.frombuffer(buffer, dtype=dtype).reshape(shape)
 
+    def row_dots(self, P, Q, out=None):
+        """``⟨P_r|Q_r⟩`` for every row r of (R, D) arrays with contiguous rows, complex128 (R,), into
+        ``out`` when given (a (R,) complex128 array, e.g. a column of the moments table).
+
+        Up to :data:`ROW_DOTS_LOOP_MAX` rows: one BLAS-1 ``dotc`` per row (cuBLAS on the GPU,
+        writing its result on the device), so no (R, D) temporary is made —
+        ``sum(conj(P) * Q, axis=1)`` makes two per call; more rows: that vectorised sum.
+        """
+        R = P.shape[0]
+        if R > ROW_DOTS_LOOP_MAX:  # many rows: one vectorised reduction beats R BLAS-1 launches
+            result = self.xp.sum(self.xp.conj(P) * Q, axis=1)
+            if out is None:
+                return result.astype(np.complex128, copy=False)
+            out[...] = result
+            return out
+        if out is None:
+            out = self.xp.empty(R, dtype=np.complex128)
+        if self.is_gpu:
+            from cupy import cublas
+
+            for r in range(R):
+                cublas.dotc(P[r], Q[r], out=out[r])
+        else:
+            for r in range(R):
+                out[r] = np.vdot(P[r], Q[r])
+        return out
+
     def real_gemm(self, P, Q):
-        """``Re(conj(P) @ Q.T)`` for C-contiguous complex P (m, D), Q (n, D): half a ZGEMM's work.
+        """``Re(conj(P) @ Q.T)`` for complex P (m, D), Q (n, D) with contiguous rows: half a ZGEMM's work.
 
         ``Re⟨p|q⟩ = Σ_j (Re p_j Re q_j + Im p_j Im q_j)`` is the real dot product
         of the interleaved float views, so one DGEMM with inner dimension 2D
-        (4·m·n·D flops against ZGEMM's 8·m·n·D) gives it without copies.
+        (4·m·n·D flops against ZGEMM's 8·m·n·D) gives it without copies.  Rows may be
+        strided (a vector of a multi-vector block: row stride R·D); on the GPU the
+        stride goes to cuBLAS as the leading dimension instead of a copy.
         """
         real = np.float32 if P.dtype == np.complex64 else np.float64
         Pf = P.view(real).reshape(P.shape[0], -1)
         Qf = Q.view(real).reshape(Q.shape[0], -1)
+        if self.is_gpu and not (Pf.flags.c_contiguous and Qf.flags.c_contiguous):
+            return self._rows_gemm(Pf, Qf, conjugate=False)
         return Pf @ Qf.T
 
     def conj_gemm(self, P, Q):
-        """``conj(P) @ Q.T`` for C-contiguous P (m, D) and Q (n, D), without copies.
+        """``conj(P) @ Q.T`` for P (m, D) and Q (n, D) with contiguous rows, without copies on the GPU.
 
         This is the block of inner products ``⟨P_i|Q_j⟩`` (BLAS-3: ZGEMM with
-        op(A) = Aᴴ on the Fortran view, cuBLAS on the GPU).
+        op(A) = Aᴴ on the Fortran view, cuBLAS on the GPU; row-strided operands
+        go to cuBLAS with their row stride as the leading dimension).
         """
         if self.is_gpu:
+            if not (P.flags.c_contiguous and Q.flags.c_contiguous):
+                return self._rows_gemm(P, Q, conjugate=True)
             from cupy import cublas
 
             return cublas.gemm("H", "N", P.T, Q.T)
         import scipy.linalg.blas as blas
 
+        P, Q = np.ascontiguousarray(P), np.ascontiguousarray(Q)
         gemm = blas.get_blas_funcs("gemm", (P, Q))
         return gemm(1.0, P.T, Q.T, trans_a=2)
+
+    def _rows_gemm(self, P, Q, conjugate: bool):
+        """``op(P) @ Q.T`` (op: conj or identity) on the device for P (m, K), Q (n, K) whose rows are
+        contiguous and evenly strided: one cuBLAS ``?gemm`` on the column-major views ``Pᵀ`` (K × m,
+        leading dimension = P's row stride) and ``Qᵀ``, result (m, n) in Fortran order."""
+        from cupy.cuda import cublas as lib
+        from cupy.cuda import device
+
+        m, K = P.shape
+        n = Q.shape[0]
+        itemsize = P.dtype.itemsize
+        for name, a in (("P", P), ("Q", Q)):
+            if a.strides[1] != itemsize or a.strides[0] % itemsize or a.strides[0] < K * itemsize:
+                raise ValueError(f"_rows_gemm: {name} needs contiguous, evenly strided rows, strides {a.strides}")
+        ldp, ldq = max(P.strides[0] // itemsize, K), max(Q.strides[0] // itemsize, K)
+        if max(ldp, ldq) > _INT32_MAX:  # cuBLAS takes 32-bit leading dimensions: copy such rare operands
+            P, Q = self.xp.ascontiguousarray(P), self.xp.ascontiguousarray(Q)
+            ldp = ldq = K
+        out = self.xp.empty((m, n), dtype=P.dtype, order="F")
+        func = {"f": lib.sgemm, "d": lib.dgemm, "F": lib.cgemm, "D": lib.zgemm}[P.dtype.char]
+        one, zero = np.ones((), dtype=P.dtype), np.zeros((), dtype=P.dtype)
+        handle = device.get_cublas_handle()
+        mode = lib.getPointerMode(handle)
+        lib.setPointerMode(handle, lib.CUBLAS_POINTER_MODE_HOST)
+        try:
+            func(handle, lib.CUBLAS_OP_C if conjugate else lib.CUBLAS_OP_T, lib.CUBLAS_OP_N, m, n, K,
+                 one.ctypes.data, P.data.ptr, ldp, Q.data.ptr, ldq, zero.ctypes.data, out.data.ptr, m)
+        finally:
+            lib.setPointerMode(handle, mode)
+        return out
 
     def device_info(self) -> dict:
         """Description of the device for provenance records."""
@@ -276,6 +479,7 @@ class Backend:
                 device_name=props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"]),
                 total_memory=int(props["totalGlobalMem"]),
                 cuda_runtime=int(cp.cuda.runtime.runtimeGetVersion()),
+                compute_mode=int(props.get("computeMode", 0)),
             )
         else:
             info.update(device_name=cpu_name(), cpu_count=os.cpu_count())
@@ -305,23 +509,31 @@ def _make(name: str, device_id: int) -> Backend:
     return Backend("gpu", cupy, cupyx.scipy.sparse, device_id)
 
 
+def resolve_name(name: str | None = None) -> str:
+    """``"auto"``, ``"cpu"`` or ``"gpu"`` from the argument or ``GPUKPM_BACKEND`` (default ``auto``)."""
+    requested = name.strip().lower() if name else envflags.get("GPUKPM_BACKEND")
+    if requested not in VALID_NAMES:
+        raise ValueError(f"backend must be one of {VALID_NAMES}, got {requested!r} (argument or GPUKPM_BACKEND)")
+    return requested
+
+
 def get_backend(name: str | Backend | None = None, device_id: int | None = None) -> Backend:
     """Return the backend called ``name`` (``"cpu"``, ``"gpu"`` or ``"auto"``).
 
     ``None`` reads ``GPUKPM_BACKEND`` (default ``auto``).  A Backend passes
-    through unchanged.  ``device_id`` picks the GPU (default: the current
-    device, or ``GPUKPM_DEVICE``).
+    through unchanged.  ``device_id`` picks the GPU (default: :func:`default_device`:
+    ``GPUKPM_DEVICE``, else the launcher's node-local rank, else 0); only that device is touched.
+    ``auto`` on a machine whose NVIDIA GPU cannot be used warns and runs on the CPU.
     """
     if isinstance(name, Backend):
         return name
-    requested = name.strip().lower() if name else envflags.get("GPUKPM_BACKEND")
-    if requested not in VALID_NAMES:
-        raise ValueError(f"backend must be one of {VALID_NAMES}, got {requested!r} (argument or GPUKPM_BACKEND)")
-    if device_id is None:
-        device_id = envflags.get("GPUKPM_DEVICE")
+    requested = resolve_name(name)
     if requested == "cpu":
         return _make("cpu", 0)
-    usable, reason = gpu_status()
+    usable, reason = gpu_status() if device_id is None else gpu_status(int(device_id))
     if requested == "gpu" and not usable:
         raise BackendUnavailable(f"backend 'gpu' was requested but {reason}")
-    return _make("gpu", device_id) if usable else _make("cpu", 0)
+    if not usable:
+        _warn_cpu_fallback(reason)
+        return _make("cpu", 0)
+    return _make("gpu", default_device() if device_id is None else int(device_id))

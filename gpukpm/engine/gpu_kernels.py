@@ -30,6 +30,12 @@ launch argument against the parameter list.  On a device, :func:`usable` runs
 a one-time self-check of the compiled kernel against cuSPARSE's CSR product
 and the backend falls back to CSR, with a warning, if it fails;
 ``GPUKPM_GPU_STENCIL=0`` turns the stencil route off.
+
+The CSR route's step into a fresh slot, ``out ← 2H̃x − y``, has a kernel of its own
+(:func:`csr_step_into`, one thread per row and vector): cuSPARSE's SpMM updates its output in
+place (``beta = −1``), so it needs ``out ← y`` copied first — one extra read and write of every
+vector per step.  It is self-checked against cuSPARSE the same way (:func:`csr_usable`;
+``GPUKPM_GPU_CSR_KERNEL=0`` keeps cuSPARSE).
 """
 from __future__ import annotations
 
@@ -41,7 +47,7 @@ import numpy as np
 from gpukpm import envflags
 
 __all__ = ["KERNEL_NAME", "THREADS_PER_BLOCK", "kernel_source", "stencil_step_into",
-           "stencil_apply", "usable"]
+           "stencil_apply", "usable", "CSR_KERNEL_NAME", "csr_kernel_source", "csr_step_into", "csr_usable"]
 
 KERNEL_NAME = "gpukpm_stencil"
 THREADS_PER_BLOCK = 256
@@ -207,5 +213,104 @@ def usable(device_id: int = 0) -> bool:
     except Exception as exc:  # compile errors (NVRTC), launch failures, mismatches
         warnings.warn(f"GPU stencil kernel disabled, using cuSPARSE CSR instead: {exc}", RuntimeWarning,
                       stacklevel=2)
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------- fused CSR step
+CSR_KERNEL_NAME = "gpukpm_csr_step"
+_CSR_PARAMETERS = (("int", "rows"), ("int", "cols"), ("const cplx* __restrict__", "data"),
+                   ("const int* __restrict__", "indices"), ("const int* __restrict__", "indptr"),
+                   ("const cplx* __restrict__", "x"), ("const cplx*", "y"), ("cplx*", "out"))
+
+_CSR_TEMPLATE = """\
+/* gpukpm.engine.gpu_kernels: fused CSR Chebyshev step out = M x - y for row-stacked vectors. */
+typedef {real} real_t;
+struct __align__({align}) cplx {{ real_t re, im; }};
+
+extern "C" __global__ void {name}({parameters})
+{{
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;  /* row */
+    if (i >= rows) return;
+    const long long r = blockIdx.y;  /* vector */
+    const cplx* __restrict__ xr = x + r * (long long)cols;
+    real_t re = 0, im = 0;
+    for (int j = indptr[i]; j < indptr[i + 1]; ++j) {{
+        const cplx e = data[j], a = xr[indices[j]];
+        re += e.re * a.re - e.im * a.im;
+        im += e.re * a.im + e.im * a.re;
+    }}
+    const long long at = r * (long long)rows + i;
+    const cplx b = y[at];
+    cplx result;
+    result.re = re - b.re; result.im = im - b.im;
+    out[at] = result;
+}}
+"""
+
+
+def csr_kernel_source(dtype) -> str:
+    """CUDA C source of the fused CSR step ``out[r] = M·x[r] − y[r]`` (one thread per row and vector;
+    each element of y is read only by the thread that writes out, so out may be y)."""
+    single = np.dtype(dtype) == np.complex64
+    return _CSR_TEMPLATE.format(real="float" if single else "double", align=8 if single else 16,
+                                name=CSR_KERNEL_NAME,
+                                parameters=", ".join(f"{ctype} {name}" for ctype, name in _CSR_PARAMETERS))
+
+
+@functools.lru_cache(maxsize=None)
+def _csr_kernel(dtype_name: str):
+    import cupy
+
+    return cupy.RawKernel(csr_kernel_source(np.dtype(dtype_name)), CSR_KERNEL_NAME)
+
+
+def csr_step_into(M, x, y, out) -> None:
+    """``out ← M·x − y`` on the device for C-ordered (R, D) CuPy arrays and a cuSPARSE CSR ``M`` of the
+    same complex dtype (out may be y, never x): one pass over y and out, where cuSPARSE needs a copy of
+    y into out first (``beta = −1`` updates its output in place)."""
+    rows, cols = M.shape
+    for name, a, width in (("x", x, cols), ("y", y, rows), ("out", out, rows)):
+        if a.dtype != M.dtype or not a.flags.c_contiguous or a.shape[-1] != width:
+            raise ValueError(f"CSR kernel: {name} must be a C-contiguous (R, {width}) {M.dtype} array, "
+                             f"got shape {a.shape}, {a.dtype}")
+    if M.indices.dtype != np.int32 or M.indptr.dtype != np.int32:
+        raise ValueError("CSR kernel: indices and indptr must be int32 (cuSPARSE's CSR)")
+    kernel = _csr_kernel(np.dtype(M.dtype).name)
+    x, y, out = (a.reshape(-1, a.shape[-1]) for a in (x, y, out))
+    blocks = -(-rows // THREADS_PER_BLOCK)
+    for r0 in range(0, x.shape[0], MAX_GRID_Y):
+        r1 = min(r0 + MAX_GRID_Y, x.shape[0])
+        kernel((blocks, r1 - r0), (THREADS_PER_BLOCK,),
+               (np.int32(rows), np.int32(cols), M.data, M.indices, M.indptr, x[r0:r1], y[r0:r1], out[r0:r1]))
+
+
+@functools.lru_cache(maxsize=None)
+def csr_usable(device_id: int = 0) -> bool:
+    """True when the fused CSR step compiles on this device and matches cuSPARSE (checked once per
+    process, complex128 and complex64); ``GPUKPM_GPU_CSR_KERNEL=0`` keeps cuSPARSE (copy + SpMM)."""
+    if not envflags.get("GPUKPM_GPU_CSR_KERNEL"):
+        return False
+    try:
+        import cupy
+        import cupyx.scipy.sparse
+
+        for dtype, tol in ((np.complex128, 1e-12), (np.complex64, 1e-5)):
+            S = check_stencil(dtype)
+            M = cupyx.scipy.sparse.csr_matrix(S.to_csr().astype(dtype))
+            rng = np.random.default_rng(5)
+            x = cupy.asarray((rng.normal(size=(2, S.dim)) + 1j * rng.normal(size=(2, S.dim))).astype(dtype))
+            y = cupy.asarray((rng.normal(size=(2, S.dim)) + 1j * rng.normal(size=(2, S.dim))).astype(dtype))
+            expected = (M @ x.T).T - y
+            out = cupy.empty_like(x)
+            csr_step_into(M, x, y, out)
+            error = float(cupy.abs(out - expected).max())
+            csr_step_into(M, x, y, y)  # in place
+            error = max(error, float(cupy.abs(y - expected).max()))
+            if not error <= tol * max(1.0, float(cupy.abs(expected).max())):
+                raise ArithmeticError(f"{np.dtype(dtype)} CSR kernel differs from cuSPARSE by {error:.3g}")
+    except Exception as exc:  # compile errors (NVRTC), launch failures, mismatches
+        warnings.warn(f"fused CSR step kernel disabled, using cuSPARSE (copy + SpMM) instead: {exc}",
+                      RuntimeWarning, stacklevel=2)
         return False
     return True

@@ -120,11 +120,19 @@ from gpukpm.engine.progress import Progress
 from gpukpm.engine.spectrum import SpectrumLeakError, margin_for
 
 __all__ = ["KGrid", "MonkhorstPack", "PolarGrid", "SquareGrid", "make_grid", "kspace_moments", "DEFAULT_CHUNK_SIZE",
-           "GEMM_BATCH_BYTES", "SELECT_MODES", "MOMENTS_ROUTES", "NUFFT_EPS", "nufft_is_cheaper"]
+           "GEMM_BATCH_BYTES", "SELECT_MODES", "MOMENTS_ROUTES", "NUFFT_EPS", "nufft_is_cheaper",
+           "SYEVJ_WORK_PER_MATRIX", "eigh_bytes_per_k", "max_chunk_size"]
 
 # k points per diagonalisation chunk (at most): on a GPU large, to amortise the per-chunk launches
 # and the one device → host copy of the kept-k mask over ~10⁶ points (≈ 10 GB of chunk at n = 4)
 DEFAULT_CHUNK_SIZE = {"cpu": 65536, "gpu": 2**20}
+# CuPy's eigh of a stack is cuSOLVER's batched Jacobi solver (syevjBatched, CuPy 14 cupyx/_cusolver.pyx):
+# it copies the stack and asks syevjBatched_bufferSize for a workspace whose size is an *int* element
+# count for the whole batch.  Model of that workspace: SYEVJ_WORK_PER_MATRIX elements per matrix of
+# n ≤ 4 (≈ 16.8 kB per 4 × 4 complex128 matrix), × ⌈n/4⌉² above; benchmarks/gpu_check.sh prints what
+# cuSOLVER reports on the device.  So at most ≈ 2.0·10⁶ k points per chunk (INT32_MAX / 1050).
+SYEVJ_WORK_PER_MATRIX = 1050
+INT32_MAX = 2**31 - 1
 DEFAULT_MEMORY_FRACTION = 0.5
 # Bytes of one GEMM batch (U, V and W): cache-sized on a CPU (measured optimum
 # 2048 pairs at N = 581 on a 105 MiB-L3 EPYC), large on a GPU to amortise launches.
@@ -457,6 +465,27 @@ class _Accumulator:
         return (X + np.conj(np.swapaxes(X, 1, 2))) / num_orbitals
 
 
+def _syevj_work_elements(n: int) -> int:
+    """Elements of cuSOLVER's syevjBatched workspace per n × n matrix (the model above)."""
+    return SYEVJ_WORK_PER_MATRIX * max(1, -(-int(n) // 4)) ** 2
+
+
+def eigh_bytes_per_k(n: int, backend_name: str, itemsize: int = 16) -> int:
+    """Device bytes of the batched ``eigh`` per k point beyond H itself: CuPy's copy of the stack
+    (n² elements), the eigenvalues (n reals), cuSOLVER's info (int32) and, on the GPU, the
+    syevjBatched workspace (:data:`SYEVJ_WORK_PER_MATRIX` elements per 4 × 4 matrix)."""
+    work = _syevj_work_elements(n) if backend_name == "gpu" else 0
+    return (n * n + work) * itemsize + n * itemsize // 2 + 4
+
+
+def max_chunk_size(n: int, backend_name: str) -> int | None:
+    """Most k points per diagonalisation chunk: on the GPU the batch whose syevjBatched workspace
+    still fits a 32-bit element count (≈ 2.0·10⁶ for n ≤ 4); None (no limit) on the CPU."""
+    if backend_name != "gpu":
+        return None
+    return INT32_MAX // _syevj_work_elements(n)
+
+
 def _memory_plan(budget: int, n: int, num_ops: int, num_left: int, N: int, chunk_size, num_points: int,
                  backend_name: str):
     """``(chunk_size, max_pairs, nufft_pairs, record_budget)`` from the memory budget (bytes).
@@ -464,14 +493,24 @@ def _memory_plan(budget: int, n: int, num_ops: int, num_left: int, N: int, chunk
     A quarter of the budget for a diagonalisation chunk (per k point: H, its
     eigenvectors and every operator before and after the basis change,
     ≈ (2 + 2 n_ops) n² complex numbers, times 4 for host copies and
-    temporaries), a quarter, at most ``GEMM_BATCH_BYTES``, for a GEMM batch
+    temporaries, plus the batched eigh's own buffers, :func:`eigh_bytes_per_k`:
+    ≈ 16.8 kB of cuSOLVER workspace per 4 × 4 matrix on the GPU), capped at
+    :func:`max_chunk_size`; a quarter, at most ``GEMM_BATCH_BYTES``, for a GEMM batch
     (per pair: U, V and W, (2 + 2 n_left) N doubles), or, at most
     ``NUFFT_BATCH_BYTES``, for a NUFFT batch (per pair: θ_i, θ_j, c and
     finufft's sort index, (3 + 2 n_left) doubles), half for the stored records.
+    A ``chunk_size`` given above the cap raises ValueError naming the maximum.
     """
-    per_k = 4 * (2 + 2 * num_ops) * n * n * 16
+    per_k = 4 * (2 + 2 * num_ops) * n * n * 16 + eigh_bytes_per_k(n, backend_name)
+    cap = max_chunk_size(n, backend_name)
     if chunk_size is None:
         chunk_size = max(1, min(DEFAULT_CHUNK_SIZE[backend_name], num_points, budget // (4 * per_k)))
+        if cap is not None:
+            chunk_size = min(chunk_size, cap)
+    elif cap is not None and chunk_size > cap:
+        raise ValueError(f"chunk_size must be at most {cap} k points on the GPU for {n}-band models "
+                         f"(cuSOLVER's batched eigh counts its workspace of {_syevj_work_elements(n)} elements "
+                         f"per matrix in a 32-bit int), got {chunk_size}")
     per_pair = (2 + 2 * num_left) * N * 8
     max_pairs = min(budget // 4, GEMM_BATCH_BYTES[backend_name]) // per_pair
     if max_pairs < 1:
@@ -481,15 +520,20 @@ def _memory_plan(budget: int, n: int, num_ops: int, num_left: int, N: int, chunk
     return int(chunk_size), int(max_pairs), int(nufft_pairs), budget // 2
 
 
-def _gershgorin_pass(model, grid: KGrid, chunk_size: int) -> tuple[float, float]:
-    """Rigorous bounds ``min (H_ii − R_i)``, ``max (H_ii + R_i)`` over every H(k) of the grid (eV)."""
+def _gershgorin_pass(model, grid: KGrid, chunk_size: int, be=None) -> tuple[float, float]:
+    """Rigorous bounds ``min (H_ii − R_i)``, ``max (H_ii + R_i)`` over every H(k) of the grid (eV).
+
+    On the backend's device (k, H(k) and the discs built there; two scalars per chunk come back).
+    """
+    xp = np if be is None else be.xp
     lo, hi = math.inf, -math.inf
     for start in range(0, grid.num_points, chunk_size):
-        k, _ = grid.points(start, min(start + chunk_size, grid.num_points))
-        H = model.bloch(k)
-        diag = np.real(np.diagonal(H, axis1=-2, axis2=-1))
-        radius = np.abs(H).sum(axis=-1) - np.abs(np.diagonal(H, axis1=-2, axis2=-1))
-        lo, hi = min(lo, float((diag - radius).min())), max(hi, float((diag + radius).max()))
+        k, _ = grid.points(start, min(start + chunk_size, grid.num_points), xp=xp)
+        H = model.bloch(k, xp=xp)
+        diagonal = xp.diagonal(H, axis1=-2, axis2=-1)
+        radius = xp.abs(H).sum(axis=-1) - xp.abs(diagonal)
+        centre = xp.real(diagonal)
+        lo, hi = min(lo, float((centre - radius).min())), max(hi, float((centre + radius).max()))
     return lo, hi
 
 
@@ -643,7 +687,8 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
         ``Tr[P A P T_n P B P T_m]``, P the projector on the kept states.
     backend : "cpu", "gpu", "auto" or a Backend.
     chunk_size : k points per diagonalisation chunk (default from the budget, at most
-        ``DEFAULT_CHUNK_SIZE[backend]``: 65536 on the CPU, 2²⁰ on the GPU).
+        ``DEFAULT_CHUNK_SIZE[backend]``: 65536 on the CPU, 2²⁰ on the GPU); on the GPU at most
+        :func:`max_chunk_size` (≈ 2.0·10⁶ for 2 or 4 bands: cuSOLVER's batched eigh), else ValueError.
     memory_budget : bytes for chunks, GEMM batches and stored records
         (default half the free memory of the device).
     bounds : ``(E_min, E_max)`` for the rescaling by hand (eV); skips the bounds logic.
@@ -742,7 +787,7 @@ def kspace_moments(model, grid=None, left=("sx", "sy", "sz"), right: str = "jx",
                         source, fallback = "window", window
                     else:
                         t = time.perf_counter()
-                        source, fallback = "gershgorin", _gershgorin_pass(model, grid, chunk_size)
+                        source, fallback = "gershgorin", _gershgorin_pass(model, grid, chunk_size, be)
                         time_bounds = time.perf_counter() - t
                     acc = accumulator(*fallback)
                     for r in stored:

@@ -239,7 +239,7 @@ class _KuboEngine:
 
     def _tile_gemm(self, mu, tile, Y, m0: int, m1: int, n0: int, n1: int, summed: bool) -> None:
         """``mu[..., k, n, m] = ⟨tile[k, m − m0]|Y[n − n0]⟩`` for m ∈ [m0, m1), n ∈ [n0, n1)."""
-        xp, be = self.xp, self.be
+        be = self.be
         width, (R, D) = m1 - m0, Y.shape[1:]
         for k in range(len(self.left_dagger)):
             gemm = be.real_gemm if self.real_left[k] else be.conj_gemm
@@ -248,10 +248,8 @@ class _KuboEngine:
                 mu[k, n0:n1, m0:m1] = G.T
             else:
                 for r in range(R):
-                    P, Q = tile[k, :width, r], Y[:, r]
-                    if R > 1:
-                        P, Q = xp.ascontiguousarray(P), xp.ascontiguousarray(Q)
-                    mu[r, k, n0:n1, m0:m1] = gemm(P, Q).T
+                    # row-strided operands (row stride R·D): the backend's GEMMs take them as they are
+                    mu[r, k, n0:n1, m0:m1] = gemm(tile[k, :width, r], Y[:, r]).T
 
 
 class _SpinKuboEngine(_KuboEngine):
@@ -515,7 +513,7 @@ def _chebyshev_1d(op: RescaledOperator, v, A_dag, N: int):
     left = v if A_dag is None else xp.ascontiguousarray((A_dag @ v.T).T)
 
     def dot(p, q):
-        return xp.sum(xp.conj(p) * q, axis=1)
+        return op.backend.row_dots(p, q)  # ⟨p_r|q_r⟩ per row, no (R, D) temporaries
 
     prev, cur = v.copy(), op.first(v)
     if A_dag is None:

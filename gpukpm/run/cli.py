@@ -96,11 +96,19 @@ def _config(path, require: str) -> dict:
 
 
 def _cmd_info(args) -> int:
-    from gpukpm.engine.backend import get_backend, gpu_status
+    import os
+
+    from gpukpm.engine.backend import get_backend, gpu_missing_library, gpu_status, nvidia_hardware
 
     usable, reason = gpu_status()
-    info = dict(get_backend(args.backend).device_info(), gpu_usable=usable, gpu_status=reason,
-                gpukpm=__version__)
+    gpu = dict(gpu_usable=usable, gpu_status=reason, gpu_missing_library=gpu_missing_library(),
+               nvidia_hardware=nvidia_hardware(), cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
+    try:
+        backend = get_backend(args.backend)
+    except Exception:  # 'gpu' forced on a machine without a usable GPU: say why, then fail
+        print(json.dumps(dict(gpu, gpukpm=__version__), indent=2))
+        raise
+    info = dict(backend.device_info(), **gpu, gpukpm=__version__)
     print(json.dumps(info, indent=2))
     return 0
 

@@ -67,8 +67,11 @@ Merge
 
 Devices
     The node-local rank comes from ``Split_type(COMM_TYPE_SHARED)``; with a GPU
-    backend rank ℓ uses device ``ℓ mod n_devices`` (:func:`device_for_rank`);
-    more ranks than devices is allowed and warned about.  The default memory
+    backend rank ℓ uses device ``ℓ mod n_devices`` of the devices it sees
+    (:func:`device_for_rank`; under SLURM's per-task GPU binding each rank sees
+    its own GPU as device 0), chosen before any CUDA call so no rank opens a
+    context on another rank's GPU (:func:`select_backend`); more ranks than
+    devices is allowed and warned about.  The default memory
     budget (half the free memory) is divided among the ranks that share a
     device or, on the CPU, a node; ``kpm.memory_budget_gb`` is per rank.
 
@@ -114,7 +117,7 @@ from gpukpm.atomic import TEMPORARY_GLOB
 from gpukpm.engine import cpu_kernels
 from gpukpm import envflags
 from gpukpm.run import io
-from gpukpm.engine.backend import get_backend
+from gpukpm.engine.backend import device_count, get_backend, resolve_name
 from gpukpm.run.config import ConfigError, build_model, load_config
 from gpukpm.errors import RunFailure, UsageError
 from gpukpm.response.kernels import num_moments_for
@@ -124,7 +127,7 @@ from gpukpm.engine.progress import Progress
 from gpukpm.engine.spectrum import Rescaling, rescaling, margin_for
 
 __all__ = ["SerialComm", "MPIComm", "mpi_world", "Task", "make_tasks", "assign_tasks", "device_for_rank",
-           "select_backend", "run_scaling", "fingerprinted_config", "config_fingerprint", "tasks_folder",
+           "select_backend", "physical_devices", "run_scaling", "fingerprinted_config", "config_fingerprint", "tasks_folder",
            "run_moments", "ResumeMismatch", "TaskFailed"]
 
 _KPM_TUNING = ("block_size", "vectors_per_batch", "memory_budget_gb")
@@ -157,6 +160,10 @@ class SerialComm:
     def node_local(self) -> tuple[int, int]:
         """(node-local rank, ranks on this node)."""
         return 0, 1
+
+    def node_local_values(self, value) -> list:
+        """``value`` of every rank on this node, in node-local rank order."""
+        return [value]
 
     @property
     def host(self) -> str:
@@ -193,6 +200,13 @@ class MPIComm:
         out = local.Get_rank(), local.Get_size()
         local.Free()
         return out
+
+    def node_local_values(self, value) -> list:
+        """``value`` of every rank on this node, in node-local rank order (collective, no CUDA)."""
+        local = self._comm.Split_type(self._mpi.COMM_TYPE_SHARED, key=self.rank)
+        values = local.allgather(value)
+        local.Free()
+        return values
 
     def abort(self, code: int = 1) -> None:
         """``MPI_Abort`` on the whole job; it may return before the launcher kills us, so then exit."""
@@ -277,17 +291,58 @@ def device_for_rank(local_rank: int, local_size: int, num_devices: int) -> tuple
     return device, sharing
 
 
-def select_backend(name, local_rank: int, local_size: int):
+def _visible(value: str | None) -> list[str] | None:
+    """The entries of a ``CUDA_VISIBLE_DEVICES`` value (None when unset)."""
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def physical_devices(local_visible: list, num_devices: int) -> list:
+    """Per node-local rank ℓ, a key of the physical GPU it picks (``ℓ mod`` its visible count).
+
+    ``local_visible[ℓ]`` is rank ℓ's ``CUDA_VISIBLE_DEVICES`` (None: unset, all ``num_devices``
+    GPUs of the node).  SLURM often binds one GPU per task, so every rank sees "device 0" but a
+    different GPU; ranks share a GPU only when their keys are equal.
+    """
+    keys = []
+    for rank, value in enumerate(local_visible):
+        entries = _visible(value)
+        count = num_devices if entries is None else len(entries)
+        index = rank % max(count, 1)
+        keys.append(("ordinal", index) if entries is None else ("visible", entries[index] if entries else None))
+    return keys
+
+
+def select_backend(name, local_rank: int, local_size: int, local_visible: list | None = None):
     """The backend of this rank and how many ranks share its memory.
 
-    GPU: device ``local_rank mod n_devices`` (also exported as
-    ``GPUKPM_DEVICE`` for code that asks :func:`get_backend` later), with a
-    warning when several ranks share one device.  CPU: all ``local_size``
-    ranks of the node share its memory; a warning when they would all start
-    a full set of BLAS threads (``OMP_NUM_THREADS`` unset).
+    GPU: the device is chosen *before any CUDA call* — node-local rank ``mod`` the number of devices
+    this process sees (``cudaGetDeviceCount`` opens no context) — exported as ``GPUKPM_DEVICE`` for
+    code that asks :func:`get_backend` later, and only then probed and made current, so no rank
+    opens a context on a device it does not own (a context costs ≈ 0.3–0.5 GB and is refused under
+    the ``EXCLUSIVE_PROCESS`` compute mode).  ``local_visible`` (every node-local rank's
+    ``CUDA_VISIBLE_DEVICES``, from :meth:`MPIComm.node_local_values`) tells ranks bound to
+    different GPUs by SLURM apart from ranks that really share one; a warning when several ranks
+    share a device.  CPU: all ``local_size`` ranks of the node share its memory; a warning when they
+    would all start a full set of BLAS threads (``OMP_NUM_THREADS`` unset).
     """
-    be = get_backend(name)
-    if not be.is_gpu:
+    requested = resolve_name(name)
+    be = None
+    if requested != "cpu":
+        num_devices = device_count()
+        if num_devices > 0:
+            device, sharing = device_for_rank(local_rank, local_size, num_devices)
+            if local_visible is not None and len(local_visible) == local_size:
+                keys = physical_devices(local_visible, num_devices)
+                sharing = keys.count(keys[local_rank])
+            os.environ["GPUKPM_DEVICE"] = str(device)
+            be = get_backend(requested, device_id=device)
+        else:
+            be = get_backend(requested)  # raises for 'gpu' (saying why); 'auto' falls back to the CPU
+            device, sharing, num_devices = getattr(be, "device_id", 0), 1, 1
+    if be is None or not be.is_gpu:
+        be = get_backend("cpu")
         if local_size > 1 and local_rank == 0 and not os.environ.get("OMP_NUM_THREADS"):
             warnings.warn(f"{local_size} ranks share this node's CPUs and OMP_NUM_THREADS is unset: BLAS threads "
                           f"oversubscribe the cores; set OMP_NUM_THREADS to (cores per node)/{local_size}",
@@ -297,13 +352,10 @@ def select_backend(name, local_rank: int, local_size: int):
             # cores ran the demo's steps 6× slower than one rank (measured); give each rank its share
             cpu_kernels.limit_threads(max(1, (os.cpu_count() or 1) // local_size))
         return be, local_size
-    num_devices = int(be.xp.cuda.runtime.getDeviceCount())
-    device, sharing = device_for_rank(local_rank, local_size, num_devices)
     if sharing > 1 and local_rank == device:
         warnings.warn(f"{local_size} ranks on this node share {num_devices} GPU(s): {sharing} ranks on device "
                       f"{device}; prefer one rank per GPU", RuntimeWarning, stacklevel=2)
-    os.environ["GPUKPM_DEVICE"] = str(device)
-    return get_backend("gpu", device_id=device), sharing
+    return be, sharing
 
 
 # ----------------------------------------------------------------------------- bounds and fingerprint
@@ -470,7 +522,8 @@ def _run_tasks(cfg: dict, plan: _Plan, mine: list, folder: Path, comm, local: tu
     record = {"rank": comm.rank, "host": comm.host, "local_rank": local[0], "local_size": local[1],
               "tasks": [t.index for t in mine], "time_tasks": 0.0}
     try:
-        backend, sharing = select_backend(cfg["backend"], *local)
+        visible = comm.node_local_values(os.environ.get("CUDA_VISIBLE_DEVICES"))
+        backend, sharing = select_backend(cfg["backend"], *local, local_visible=visible)
         budget = _memory_budget(cfg, backend, sharing)
     except Exception as exc:
         _fail(comm, "backend selection", exc)

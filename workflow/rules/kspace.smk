@@ -12,6 +12,9 @@ rule kspace_moments:
     threads: 1
     resources:
         tasks=1,
+        gpu=lambda w: kspace_resources(w.case)["gpu"],
+        runtime=lambda w: kspace_resources(w.case)["runtime"],
+        mem_mb=lambda w: kspace_resources(w.case)["mem_mb"],
     shell:
         "export OMP_NUM_THREADS={threads}; "
         "printf '%s\\n' {params.cfg} > {output.cfg}; "

@@ -3,7 +3,8 @@
 
 rule moments:
     """One W × magnetisation × realisation chunk.  Launch: {resources.mpi} -n {resources.tasks}
-    (srun on SLURM, mpiexec from PATH locally); GPUs per rank come from the profile."""
+    (srun on SLURM, mpiexec from PATH locally).  tasks (ranks) = gpu = the job's gpukpm tasks (at most
+    a node's GPUs), runtime and mem_mb from the job's size: moments_resources (common.smk, jobcost.py)."""
     output:
         h5=f"{RES}/realspace/W{{W}}/moments/m{{m}}/c{{c}}.h5",
         cfg=f"{RES}/realspace/W{{W}}/moments/m{{m}}/c{{c}}.yaml",
@@ -13,7 +14,10 @@ rule moments:
         f"{RES}/logs/moments/W{{W}}_m{{m}}_c{{c}}.log",
     threads: 1
     resources:
-        tasks=1,
+        tasks=lambda w: moments_resources(w.c)["tasks"],
+        gpu=lambda w: moments_resources(w.c)["gpu"],
+        runtime=lambda w: moments_resources(w.c)["runtime"],
+        mem_mb=lambda w: moments_resources(w.c)["mem_mb"],
         mpi="mpiexec",
     shell:
         "export OMP_NUM_THREADS=$(( {threads} / {resources.tasks} > 0 ? "

@@ -20,6 +20,13 @@ not fail there for these reasons:
   parameter is 8 bytes in CuPy and shifts every later argument, so it is refused here.
 * Device memory: ``CUPY_EMULATOR_MEMORY`` bytes per device (default 8 GiB, 90 % of it free);
   ``CUPY_EMULATOR_DEVICES`` devices (default 1).
+* CUDA contexts per process and compute modes (:mod:`cupy._emulator`): which devices this process
+  touched (``Device.use()``, ``with Device(d)`` and its exit, allocations, ``mem_info``), and
+  ``CUPY_EMULATOR_COMPUTE_MODE=exclusive_process`` refuses a device another process holds.
+* ``cupy.linalg.eigh`` of a stack is cuSOLVER's ``syevjBatched``: its workspace is a 32-bit
+  element count, so a stack whose workspace would overflow it raises, as a real device fails.
+* Counters (:func:`cupy._emulator.counts`): device allocations, device-to-device copies and cuBLAS
+  operand copies, so tests assert that a Chebyshev step allocates and copies nothing.
 
 Only what gpukpm calls is emulated; anything else raises ``AttributeError`` or
 ``NotImplementedError`` naming it, so a new CuPy call in gpukpm shows up here first.
@@ -31,6 +38,8 @@ import types
 
 import numpy as _np
 from numpy.lib.mixins import NDArrayOperatorsMixin
+
+from . import _emulator
 
 __version__ = "14.2.0+emulated"
 
@@ -82,7 +91,9 @@ class ndarray(NDArrayOperatorsMixin):
     def __init__(self, host):
         if not isinstance(host, _np.ndarray):
             raise TypeError(f"emulated cupy.ndarray wraps a numpy.ndarray, got {type(host)}")
+        _emulator.allocated(host)  # a context on the current device; counts fresh buffers
         object.__setattr__(self, "_a", host)
+        object.__setattr__(self, "_device_id", _emulator.current())
 
     # -- host interaction ------------------------------------------------------------------
     def __array__(self, dtype=None, copy=None):
@@ -145,7 +156,12 @@ class ndarray(NDArrayOperatorsMixin):
         return (_wrap(row) for row in self._a)
 
     def __getitem__(self, key):
-        return _wrap(self._a[_unwrap(key, host_ok=True)])
+        """As CuPy: a basic index that selects one element gives a 0-d *view*, writable in place."""
+        key = _unwrap(key, host_ok=True)
+        result = self._a[key]
+        if isinstance(result, _np.generic):
+            result = self._a[(key if isinstance(key, tuple) else (key,)) + (Ellipsis,)]
+        return _wrap(result)
 
     def __setitem__(self, key, value):
         """As CuPy: a host array (not 0-d) or a list as the value only under an index array."""
@@ -153,6 +169,8 @@ class ndarray(NDArrayOperatorsMixin):
             keys = key if isinstance(key, tuple) else (key,)
             if not any(isinstance(k, (ndarray, _np.ndarray, list)) for k in keys):
                 raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
+        if isinstance(value, ndarray) and value.size > 1:
+            _emulator.copied(value.nbytes)  # a device-to-device copy kernel
         self._a[_unwrap(key, host_ok=True)] = _unwrap(value, host_ok=True)
 
     def __repr__(self):
@@ -175,7 +193,7 @@ class ndarray(NDArrayOperatorsMixin):
     def device(self):
         from .cuda import Device
 
-        return Device(0)
+        return Device(self._device_id)
 
     def __getattr__(self, name):
         """The attributes ``cupy.ndarray`` has (no ``__array_interface__`` & co.: they convert silently)."""

@@ -57,3 +57,35 @@ def gemm(transa, transb, a, b, out=None, alpha=1.0, beta=0.0):
     product = _op(a._a, ta) @ _op(b._a, tb)
     out._a[...] = alpha * product + (beta * out._a if beta != 0 else 0)
     return out
+
+
+def dotc(x, y, out=None):
+    """``x.conj() @ y`` for 1-D device arrays (cuBLAS ``cdotc``/``zdotc``; ``dot`` for real ones).
+
+    CuPy passes ``x.data.ptr`` with increment 1 and checks no layout, so a strided vector would be
+    read wrongly on a device: refused here.  With ``out`` (a device array of the result's dtype,
+    0-d) the result is written there on the device, nothing allocated; other ``out`` dtypes get a
+    temporary and a copy, as in CuPy.
+    """
+    for name, v in (("x", x), ("y", y)):
+        if not isinstance(v, ndarray):
+            raise TypeError(f"cublas.dotc: {name} must be a device array, got {type(v)}")
+    if x.dtype.char not in "fdFD":
+        raise TypeError("invalid dtype")
+    if x.ndim != 1 or y.ndim != 1:
+        raise ValueError(f"x and y must be 1D arrays (actual: {x.ndim} and {y.ndim})")
+    if x.size != y.size:
+        raise ValueError(f"x and y must be the same size (actual: {x.size} and {y.size})")
+    if x.dtype != y.dtype:
+        raise TypeError(f"x and y must be the same dtype (actual: {x.dtype} and {y.dtype})")
+    if not (x._a.flags.c_contiguous and y._a.flags.c_contiguous):
+        raise ValueError("emulated cublas.dotc: CuPy passes increment 1, the vectors must be contiguous")
+    value = _np.vdot(x._a, y._a)
+    if out is None or out.dtype != x.dtype:
+        result = ndarray(_np.asarray(value, dtype=x.dtype))
+        if out is None:
+            return result
+        out._a[...] = result._a
+        return out
+    out._a[...] = value
+    return out

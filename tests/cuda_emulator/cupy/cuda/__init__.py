@@ -1,13 +1,17 @@
-"""Emulated ``cupy.cuda``: devices, their memory, and the runtime queries gpukpm makes."""
+"""Emulated ``cupy.cuda``: devices, their memory, and the runtime queries gpukpm makes.
+
+As in CuPy, ``Device(d)`` itself makes no CUDA call; ``Device.use()`` and ``with Device(d)`` set
+the device (and, CUDA ≥ 12, create its context), ``mem_info`` and ``synchronize`` run on it.
+Which devices this process touched: :func:`cupy._emulator.contexts`.
+"""
 from __future__ import annotations
 
 import os
 
 from . import runtime
+from .. import _emulator
 
 __all__ = ["Device", "is_available", "runtime", "get_device_id"]
-
-_current = [0]
 
 
 def is_available() -> bool:
@@ -15,7 +19,7 @@ def is_available() -> bool:
 
 
 def get_device_id() -> int:
-    return _current[0]
+    return _emulator.current()
 
 
 def memory_total() -> int:
@@ -24,22 +28,33 @@ def memory_total() -> int:
 
 
 class Device:
-    """One emulated CUDA device."""
+    """One emulated CUDA device (the constructor touches nothing, as CuPy's)."""
 
     def __init__(self, device=None):
-        self.id = _current[0] if device is None else int(device)
+        self.id = _emulator.current() if device is None else int(device)
         if not 0 <= self.id < runtime.getDeviceCount():
             raise runtime.CUDARuntimeError(f"cudaErrorInvalidDevice: invalid device ordinal {self.id}")
 
     def use(self) -> None:
-        _current[0] = self.id
+        _emulator.set_current(self.id)
+
+    def _on(self) -> None:
+        """CuPy's pattern for ``synchronize`` and ``mem_info``: switch to the device only if it is not
+        current, run (needs a context), switch back."""
+        previous = _emulator.current()
+        if previous != self.id:
+            _emulator.set_current(self.id)
+        _emulator.touch()
+        if previous != self.id:
+            _emulator.set_current(previous)
 
     def synchronize(self) -> None:
-        pass
+        self._on()
 
     @property
     def mem_info(self) -> tuple[int, int]:
-        """(free, total) bytes; 90 % of the device is free."""
+        """(free, total) bytes; 90 % of the device is free (``cudaMemGetInfo``: needs a context)."""
+        self._on()
         total = memory_total()
         return int(0.9 * total), total
 
@@ -48,10 +63,14 @@ class Device:
         return "90"
 
     def __enter__(self):
-        self._previous = _current[0]
-        _current[0] = self.id
+        """As CuPy: push ``getDevice()`` (0 when never set), set this device if it differs."""
+        self._previous = _emulator.current()
+        if self._previous != self.id:
+            _emulator.set_current(self.id)
         return self
 
     def __exit__(self, *exc):
-        _current[0] = self._previous
+        """As CuPy: ``setDevice(previous)`` unconditionally, so leaving ``with Device(1)`` in a process
+        that never chose a device opens a context on device 0 (CUDA ≥ 12)."""
+        _emulator.set_current(self._previous)
         return False

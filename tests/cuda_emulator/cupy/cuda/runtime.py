@@ -21,13 +21,24 @@ def getDevice() -> int:
     return get_device_id()
 
 
+def setDevice(device: int) -> None:
+    """``cudaSetDevice`` (creates the device's primary context, CUDA ≥ 12)."""
+    from .. import _emulator
+
+    if not 0 <= int(device) < getDeviceCount():
+        raise CUDARuntimeError(f"cudaErrorInvalidDevice: invalid device ordinal {device}")
+    _emulator.set_current(int(device))
+
+
 def getDeviceProperties(device: int) -> dict:
     from . import memory_total
+    from .. import _emulator
 
     if not 0 <= int(device) < getDeviceCount():
         raise CUDARuntimeError(f"cudaErrorInvalidDevice: invalid device ordinal {device}")
     return {"name": b"Emulated CUDA device (NumPy on the host)", "totalGlobalMem": memory_total(),
-            "major": 9, "minor": 0, "multiProcessorCount": 1}
+            "major": 9, "minor": 0, "multiProcessorCount": 1,
+            "computeMode": _emulator.compute_mode()}
 
 
 def runtimeGetVersion() -> int:

@@ -38,6 +38,10 @@ class csr_matrix:
         if m.dtype.char not in "?fdFD":
             raise ValueError("Only bool, float32, float64, complex64 and complex128 are supported")
         self._m = m
+        from cupy import _emulator
+
+        for part in (m.data, m.indices, m.indptr):  # CuPy holds these as device arrays from here on
+            _emulator.allocated(part)
 
     shape = property(lambda self: self._m.shape)
     dtype = property(lambda self: self._m.dtype)
