@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import scipy.sparse
@@ -166,19 +166,41 @@ class KuboPlan:
     right: str
     dtype: np.dtype
     scaling: Rescaling
-    operator_route: str
-    gemm_route: str
     real_left: list
     hermitian: bool
+    nnz: int
+    operator_matrix_bytes: float
+    block_size_given: int | None
+    vectors_per_batch_given: int | None
+    device: str  # "cpu" | "gpu": the kind of backend the routes were chosen for
+    operator_route: str
+    gemm_route: str
     vectors_per_batch: int
     starts_per_batch: int
     tile_size: int
     block_size: int
     memory_budget: int
     cost: KuboCost
-    nnz: int
     time_plan: float = 0.0
     _private: dict = field(default_factory=dict, repr=False)
+
+    def retarget(self, *, num_vectors: int | None = None, memory_budget: int | None = None, gpu: bool | None = None,
+                 operator_route: str | None = None, vectors_per_batch: int | None = None) -> "KuboPlan":
+        """The same run planned for another vector count, memory budget or device kind (for costing only:
+        the returned plan cannot :meth:`run` unless only ``num_vectors`` changed on the same backend)."""
+        gpu = (self.device == "gpu") if gpu is None else bool(gpu)
+        ids = self.vector_ids if num_vectors is None else list(range(int(num_vectors)))
+        decided = _decide(gpu=gpu, left=self.left, real_left=self.real_left, trace=self.trace, dim=self.dim,
+                          num_moments=self.num_moments, vector_ids=ids, num_colours=self.num_colours,
+                          vectors_per_batch=vectors_per_batch or self.vectors_per_batch_given,
+                          block_size=self.block_size_given, memory_budget=memory_budget or self.memory_budget,
+                          dtype=self.dtype, hermitian=self.hermitian,
+                          operator_route=operator_route or self.operator_route, nnz=self.nnz,
+                          operator_matrix_bytes=self.operator_matrix_bytes)
+        same_device = gpu == (self.device == "gpu") and memory_budget is None and operator_route is None \
+            and vectors_per_batch is None
+        return replace(self, vector_ids=ids, num_vectors=len(ids) if self.trace == "stochastic" else self.num_vectors,
+                       device="gpu" if gpu else "cpu", _private=self._private if same_device else {}, **decided)
 
     @property
     def num_blocks(self) -> int:
@@ -192,16 +214,18 @@ class KuboPlan:
                     operator_route=self.operator_route, gemm_route=self.gemm_route,
                     vectors_per_batch=self.vectors_per_batch, starts_per_batch=self.starts_per_batch,
                     tile_size=self.tile_size, block_size=self.block_size, num_blocks=self.num_blocks,
-                    memory_budget=self.memory_budget, cost=self.cost.as_dict())
+                    memory_budget=self.memory_budget, device=self.device, cost=self.cost.as_dict())
 
     def run(self, progress: bool = True) -> Moments:
         """Execute the plan: the moments :func:`~gpukpm.engine.realspace.kubo_moments` returns."""
         from gpukpm.engine.realspace import _KuboEngine, _SpinKuboEngine, _basis_rows
 
         p = self._private
+        if not p:
+            raise RuntimeError("this plan was retargeted to another device or budget: it gives costs, it cannot run")
         be, xp, D, N = p["backend"], p["backend"].xp, self.dim, self.num_moments
         t_start = time.perf_counter()
-        op = RescaledOperator(p["H"], self.scaling, be, dtype=self.dtype, stencil=p["stencils"]("H"))
+        op = RescaledOperator(p["H"], self.scaling, be, dtype=self.dtype, stencil=p["h_stencil"])
         left_dagger = [p["stencils"](name) if A is None else be.csr(A.conj().T, dtype=self.dtype)
                        for name, A in p["left_named"]]
         right_op = p["stencils"](self.right) if p["B"] is None else be.csr(p["B"], dtype=self.dtype)
@@ -275,8 +299,8 @@ def plan_kubo(system, left=("sx", "sy", "sz"), right="jx", num_moments: int = 25
               dtype=np.complex128, bounds=None, scaling: Rescaling | None = None,
               memory_budget: int | None = None, estimator: str = "plain") -> KuboPlan:
     """The :class:`KuboPlan` of ``kubo_moments(system, ...)`` (same parameters, same decisions)."""
-    from gpukpm.engine.realspace import (DEFAULT_MEMORY_FRACTION, DEFAULT_TILE, _is_hermitian, _prepare,
-                                         _resolve_lazily, _stencil_source, choose_block_size)
+    from gpukpm.engine.realspace import (DEFAULT_MEMORY_FRACTION, _is_hermitian, _prepare, _resolve_lazily,
+                                         _stencil_source)
 
     be = get_backend(backend)
     H, D, N, kind, R, seed, params, realisation = _prepare(system, num_moments, trace, seed, realisation)
@@ -312,38 +336,56 @@ def plan_kubo(system, left=("sx", "sy", "sz"), right="jx", num_moments: int = 25
                  for name, A in left_named]
     left_names = tuple(name for name, _ in left_named)
 
-    # on-site spins only (CPU): one spin-resolved GEMM per spin pair serves them all
-    spin_route = (not be.is_gpu and all(name in SPIN_NAMES for name in left_names) and not any(real_left))
-    tile_vectors = 1 if spin_route else len(left_named)  # vectors per tile slot
-    batch = vectors_per_batch or (min(32, D) if kind == "exact" else 1)
-    budget = memory_budget or int(DEFAULT_MEMORY_FRACTION * be.free_memory())
-    starts_per_batch = batch * (num_colours if kind == "stochastic" else 1)
-    vector_bytes = starts_per_batch * D * dtype.itemsize
-    tile = int(min(N, DEFAULT_TILE, max(8, budget // (4 * tile_vectors * vector_bytes))))  # ≤ ¼ of the budget
-    orders = int(block_size) if block_size else choose_block_size(N, D, starts_per_batch, tile_vectors,
-                                                                  dtype.itemsize, budget, tile)
-    orders = min(orders, N)
-    if kind == "exact":
-        batches = [min(s0 + batch, D) - s0 for s0 in range(0, D, batch)]
-    else:
-        batches = [len(vector_ids[s0:s0 + batch]) * num_colours for s0 in range(0, R, batch)]
-    gemm_route = "spin-resolved" if spin_route else "per-operator"
     operator_matrix = 0.0
     for name, A in left_named + [(right_name, B)]:
         if A is not None:
             operator_matrix = max(operator_matrix, A.nnz * (dtype.itemsize + 4.0) + 4.0 * (D + 1))
-    cost = kubo_cost(dim=D, num_moments=N, batches=batches, block_size=orders, tile_size=tile,
-                     num_left=len(left_named), gemm_route=gemm_route, real_left=real_left,
-                     pairs=spin_pairs(left_names) if spin_route else (),
-                     hermitian_blocks=kind == "exact" and hermitian, summed=kind == "exact",
-                     itemsize=dtype.itemsize, matrix_bytes=_matrix_bytes(operator_route, nnz, D, dtype.itemsize),
-                     operator_matrix_bytes=operator_matrix)
+    budget = memory_budget or int(DEFAULT_MEMORY_FRACTION * be.free_memory())
+    decided = _decide(gpu=be.is_gpu, left=left_names, real_left=real_left, trace=kind, dim=D, num_moments=N,
+                      vector_ids=vector_ids, num_colours=num_colours, vectors_per_batch=vectors_per_batch,
+                      block_size=block_size, memory_budget=budget, dtype=dtype, hermitian=hermitian,
+                      operator_route=operator_route, nnz=nnz, operator_matrix_bytes=operator_matrix)
     return KuboPlan(
         dim=D, num_moments=N, trace=kind, num_vectors=R, vector_ids=vector_ids, realisation=realisation,
         seed=seed, estimator=estimator, num_colours=num_colours, left=left_names, right=right_name, dtype=dtype,
-        scaling=scale, operator_route=operator_route, gemm_route=gemm_route, real_left=real_left,
-        hermitian=hermitian, vectors_per_batch=batch, starts_per_batch=starts_per_batch, tile_size=tile,
-        block_size=orders, memory_budget=budget, cost=cost, nnz=nnz, time_plan=time.perf_counter() - t_start,
-        _private=dict(backend=be, H=H, stencils=stencils, left_named=left_named, B=B, dilution=diluted,
-                      area=system.area, parameters=params),
+        scaling=scale, real_left=real_left, hermitian=hermitian, nnz=nnz, operator_matrix_bytes=operator_matrix,
+        block_size_given=block_size, vectors_per_batch_given=vectors_per_batch, device="gpu" if be.is_gpu else "cpu",
+        time_plan=time.perf_counter() - t_start,
+        _private=dict(backend=be, H=H, h_stencil=h_stencil, stencils=stencils, left_named=left_named, B=B,
+                      dilution=diluted, area=system.area, parameters=params),
+        **decided,
     )
+
+
+def _decide(*, gpu: bool, left, real_left, trace: str, dim: int, num_moments: int, vector_ids, num_colours: int,
+            vectors_per_batch, block_size, memory_budget: int, dtype, hermitian: bool, operator_route: str, nnz: int,
+            operator_matrix_bytes: float) -> dict:
+    """Routes, batch, tile and block sizes and the cost (the part of a plan that depends on the device)."""
+    from gpukpm.engine.realspace import DEFAULT_TILE, choose_block_size
+
+    D, N, dtype = int(dim), int(num_moments), np.dtype(dtype)
+    # on-site spins only (CPU): one spin-resolved GEMM per spin pair serves them all
+    spin_route = (not gpu and all(name in SPIN_NAMES for name in left) and not any(real_left))
+    tile_vectors = 1 if spin_route else len(left)  # vectors per tile slot
+    batch = vectors_per_batch or (min(32, D) if trace == "exact" else 1)
+    starts_per_batch = batch * (num_colours if trace == "stochastic" else 1)
+    vector_bytes = starts_per_batch * D * dtype.itemsize
+    tile = int(min(N, DEFAULT_TILE, max(8, memory_budget // (4 * tile_vectors * vector_bytes))))  # ≤ ¼ of the budget
+    orders = int(block_size) if block_size else choose_block_size(N, D, starts_per_batch, tile_vectors,
+                                                                  dtype.itemsize, memory_budget, tile)
+    orders = min(orders, N)
+    if trace == "exact":
+        batches = [min(s0 + batch, D) - s0 for s0 in range(0, D, batch)]
+    else:
+        R = len(vector_ids)
+        batches = [len(vector_ids[s0:s0 + batch]) * num_colours for s0 in range(0, R, batch)]
+    gemm_route = "spin-resolved" if spin_route else "per-operator"
+    cost = kubo_cost(dim=D, num_moments=N, batches=batches, block_size=orders, tile_size=tile,
+                     num_left=len(left), gemm_route=gemm_route, real_left=real_left,
+                     pairs=spin_pairs(left) if spin_route else (),
+                     hermitian_blocks=trace == "exact" and hermitian, summed=trace == "exact",
+                     itemsize=dtype.itemsize, matrix_bytes=_matrix_bytes(operator_route, nnz, D, dtype.itemsize),
+                     operator_matrix_bytes=operator_matrix_bytes)
+    return dict(operator_route=operator_route, gemm_route=gemm_route, vectors_per_batch=batch,
+                starts_per_batch=starts_per_batch, tile_size=tile, block_size=orders, memory_budget=int(memory_budget),
+                cost=cost)
