@@ -7,6 +7,7 @@
     gpukpm aggregate FILES... -o ensemble.h5
     gpukpm torques RESPONSES... -o torques.h5 [--csv F]     (one response file per configuration)
     gpukpm torques --run CONFIG.yaml -o torques.h5 [--csv F] (all configurations of one system)
+    gpukpm plan CONFIG.yaml [--target-rel-error 0.05] [--pilot F.h5] [--json F]  (memory, work, time, samples)
     gpukpm info                                          (backend and device)
 
 Every configuration is validated before any work; errors name the key.
@@ -225,6 +226,12 @@ def _cmd_torques(args) -> int:
     return 0
 
 
+def _cmd_plan(args) -> int:
+    from gpukpm.run import planning
+
+    return planning.command(args)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gpukpm", description="KPM Kubo-Bastin spin densities and torques")
     p.add_argument("--version", action="version", version=f"gpukpm {__version__}")
@@ -275,6 +282,16 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--part", default="total", choices=("total", "sea", "surface"))
     sp.add_argument("--csv", help="also write a CSV table")
     sp.set_defaults(func=_cmd_torques)
+
+    sp = sub.add_parser("plan", help="memory, SpMV count, GEMM flops and time of a moments job; samples for a target")
+    sp.add_argument("config")
+    sp.add_argument("--target-rel-error", type=float, default=0.05, help="relative stderr on the peak χ's")
+    sp.add_argument("--pilot", help="moments or response file of a pilot run (per-vector variance)")
+    sp.add_argument("--json", help="also write the plan as JSON")
+    sp.add_argument("--devices", default="H100,H200,A100", help="nominal GPUs to predict (comma list, '' for none)")
+    sp.add_argument("--calibration", help="CPU calibration cache (default ~/.cache/gpukpm/calibration.json)")
+    sp.add_argument("--recalibrate", action="store_true", help="measure the CPU again")
+    sp.set_defaults(func=_cmd_plan)
     return p
 
 
