@@ -50,9 +50,12 @@ from gpukpm.engine.spectrum import Rescaling, margin_for, rescaling
 from gpukpm.models.operators import PAULI, SPIN_NAMES
 from gpukpm.models.random import random_phase_vectors
 
-__all__ = ["KuboCost", "KuboPlan", "kubo_cost", "plan_kubo", "spin_pairs", "GEMM_ROUTES"]
+__all__ = ["KuboCost", "KuboPlan", "kubo_cost", "plan_kubo", "spin_pairs", "GEMM_ROUTES", "DEFAULT_STOCHASTIC_BATCH",
+           "DEFAULT_EXACT_BATCH"]
 
 GEMM_ROUTES = ("spin-resolved", "per-operator")
+DEFAULT_STOCHASTIC_BATCH = 1  # random vectors per batch by default (the CPU step gains nothing from more)
+DEFAULT_EXACT_BATCH = 32  # basis vectors per batch of the exact trace
 
 
 def spin_pairs(left_names) -> list[tuple[int, int]]:
@@ -367,7 +370,7 @@ def _decide(*, gpu: bool, left, real_left, trace: str, dim: int, num_moments: in
     # on-site spins only (CPU): one spin-resolved GEMM per spin pair serves them all
     spin_route = (not gpu and all(name in SPIN_NAMES for name in left) and not any(real_left))
     tile_vectors = 1 if spin_route else len(left)  # vectors per tile slot
-    batch = vectors_per_batch or (min(32, D) if trace == "exact" else 1)
+    batch = vectors_per_batch or (min(DEFAULT_EXACT_BATCH, D) if trace == "exact" else DEFAULT_STOCHASTIC_BATCH)
     starts_per_batch = batch * (num_colours if trace == "stochastic" else 1)
     vector_bytes = starts_per_batch * D * dtype.itemsize
     tile = int(min(N, DEFAULT_TILE, max(8, memory_budget // (4 * tile_vectors * vector_bytes))))  # ≤ ¼ of the budget
