@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DEVICES", "calibrate_cpu", "cpu_time", "gpu_time", "pilot_statistics", "predict_per_sample_std",
+__all__ = ["DEVICES", "calibrate_cpu", "calibration_key", "samples_needed", "cpu_time", "gpu_time", "pilot_statistics", "predict_per_sample_std",
            "plan_job", "format_plan", "default_calibration_path"]
 
 #: Nominal figures (vendor data sheets, SXM parts): FP64 tensor-core peak (TFLOP/s), FP64 vector
@@ -80,6 +80,13 @@ def _threads() -> int:
         return int(os.cpu_count() or 1)
 
 
+def calibration_key(left, right, dtype) -> str:
+    """Cache key of a calibration: CPU model, threads, operators, dtype (the size is in the record)."""
+    from gpukpm.engine.backend import cpu_name
+
+    return f"{cpu_name()}|threads={_threads()}|{','.join(left)}|{right}|{np.dtype(dtype).name}"
+
+
 def calibrate_cpu(left=("sx", "sy", "sz"), right="jx", dtype="complex128", *, shape=(128, 128),
                   num_moments: int = 128, cache: str | Path | None = None, refresh: bool = False) -> dict:
     """Measured SpMV time per orbital·product and GEMM rate of the engine on this CPU (module doc).
@@ -92,7 +99,7 @@ def calibrate_cpu(left=("sx", "sy", "sz"), right="jx", dtype="complex128", *, sh
     from gpukpm.engine.plan import plan_kubo
     from gpukpm.models.hamiltonians import GrapheneRashba
 
-    key = f"{cpu_name()}|threads={_threads()}|{','.join(left)}|{right}|{dtype}|{shape[0]}x{shape[1]}|N={num_moments}"
+    key = calibration_key(left, right, dtype)
     path = Path(cache) if cache is not None else default_calibration_path()
     stored = {}
     if path.exists():
