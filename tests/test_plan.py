@@ -216,3 +216,43 @@ def test_a_failing_batch_is_reported_as_the_task(tmp_path, monkeypatch):
     monkeypatch.setattr(parallel, "kubo_moments", failing)
     with pytest.raises(TaskFailed, match="task 0"):
         run_moments(RESUME_CONFIG, tmp_path / "x.h5", progress=False, comm=SerialComm())
+
+
+# ----------------------------------------------------------------------------- the workflow's pilot switch
+def test_workflow_pilot_sizes_the_production_trace(tmp_path):
+    """realspace.pilot: per W a pilot job and `gpukpm plan --pilot`; the moments jobs take kpm.trace from it."""
+    pytest.importorskip("snakemake")
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = {
+        "title": "pilot test", "results": "results", "backend": "cpu",
+        "realspace": {"model": {"name": "GrapheneRashba", "t": 2.7, "rashba": 0.3, "exchange": 0.4, "mass": 0.1},
+                      "shape": [8, 8], "disorder": [1.0], "realisations": 2, "realisations_per_job": 1, "trace": 1,
+                      "num_moments": 16, "seed": 3, "energies": {"start": -1.0, "stop": 1.0, "num": 11},
+                      "peak_window": [-0.8, 0.8], "target_rel_error": 0.5,
+                      "pilot": {"trace": 4, "shape": [6, 6], "max_trace": 5}},
+        "kspace": {"enabled": False},
+        "torque": {"order": 2, "subset": [0, 1, 2, 5, 6, 13]},
+    }
+    path = tmp_path / "pilot.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    results = tmp_path / "results"
+    results.mkdir()
+    key = planning.calibration_key(("sx", "sy", "sz"), "jx", "complex128")
+    (results / "pilot_calibration.json").write_text(json.dumps({key: dict(FAKE_CALIBRATION, key=key)}))
+    target = "results/realspace/W1/moments/m00/c1.yaml"
+    res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(root / "workflow" / "Snakefile"),
+                          "--directory", str(tmp_path), "--configfile", str(path), "--cores", "2", target],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-5000:]
+    plan = json.loads((results / "realspace/W1/pilot/plan.json").read_text())
+    sizing = plan["sizing"]
+    assert sizing["pilot"]["num_samples"] == 4 and sizing["pilot"]["dim"] == 4 * 36
+    assert plan["system"]["dim"] == 4 * 64 and plan["targets"]["cpu"]["calibration"]["cpu"] == "test CPU"
+    job = yaml.safe_load((tmp_path / target).read_text())
+    assert job["kpm"]["trace"] == min(5, max(1, math.ceil(sizing["samples"] / 2)))
+    assert job["system"]["realisations"] == [1]
+    assert io.load_moments(tmp_path / target.replace(".yaml", ".h5")).num_samples == job["kpm"]["trace"]

@@ -287,6 +287,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("config")
     sp.add_argument("--target-rel-error", type=float, default=0.05, help="relative stderr on the peak χ's")
     sp.add_argument("--pilot", help="moments or response file of a pilot run (per-vector variance)")
+    sp.add_argument("--peak-window", type=parse_energies, default=None,
+                    help="LO,HI (eV): where the pilot's peaks are searched (default: all energies)")
     sp.add_argument("--json", help="also write the plan as JSON")
     sp.add_argument("--devices", default="H100,H200,A100", help="nominal GPUs to predict (comma list, '' for none)")
     sp.add_argument("--calibration", help="CPU calibration cache (default ~/.cache/gpukpm/calibration.json)")

@@ -273,11 +273,13 @@ def _sum_costs(plans, what) -> dict:
 
 
 def plan_job(config, *, target_rel_error: float = 0.05, pilot=None, devices=("H100", "H200", "A100"),
-             calibration: dict | str | Path | None = None, recalibrate: bool = False, pilot_energies=None) -> dict:
+             calibration: dict | str | Path | None = None, recalibrate: bool = False, pilot_energies=None,
+             peak_window=None) -> dict:
     """The plan of the moments job of ``config`` (module doc); the JSON record ``gpukpm plan --json`` writes.
 
     ``calibration``: a calibration record (:func:`calibrate_cpu`), a cache path, or None (default
-    cache); ``pilot``: a moments/response file path or :func:`pilot_statistics` output.
+    cache); ``pilot``: a moments/response file path or :func:`pilot_statistics` output; ``peak_window``
+    (lo, hi) eV: where the pilot's peaks are searched.
     """
     from gpukpm.response.kernels import num_moments_for
     from gpukpm.run.config import ConfigError, energy_grid, load_config
@@ -332,7 +334,8 @@ def plan_job(config, *, target_rel_error: float = 0.05, pilot=None, devices=("H1
             energies = pilot_energies
             if energies is None and cfg["response"]["energies"] is not None:
                 energies = energy_grid(cfg["response"]["energies"])
-            pilot = pilot_statistics(pilot, energies=energies, kernel=cfg["response"]["kernel"], num_moments=N)
+            pilot = pilot_statistics(pilot, energies=energies, kernel=cfg["response"]["kernel"], num_moments=N,
+                                     window=peak_window)
         need = samples_needed(pilot, base.dim, target_rel_error)
         notes = []
         if pilot["num_moments"] != N:
@@ -411,7 +414,8 @@ def command(args) -> int:
     if unknown:
         raise ValueError(f"--devices: unknown {unknown}; known: {sorted(DEVICES)}")
     record = plan_job(args.config, target_rel_error=args.target_rel_error, pilot=args.pilot, devices=devices,
-                      calibration=args.calibration, recalibrate=args.recalibrate)
+                      calibration=args.calibration, recalibrate=args.recalibrate,
+                      peak_window=None if args.peak_window is None else (min(args.peak_window), max(args.peak_window)))
     print(format_plan(record))
     if args.json:
         io.atomic_text(args.json, io.to_json(record) + "\n")

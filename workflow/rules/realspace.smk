@@ -4,11 +4,14 @@
 rule moments:
     """One W × magnetisation × realisation chunk.  Launch: {resources.mpi} -n {resources.tasks}
     (srun on SLURM, the venv's mpiexec locally); GPUs per rank come from the profile."""
+    input:
+        pilot_plan_input,  # [] unless realspace.pilot (rules/pilot.smk)
     output:
         h5=f"{RES}/realspace/W{{W}}/moments/m{{m}}/c{{c}}.h5",
         cfg=f"{RES}/realspace/W{{W}}/moments/m{{m}}/c{{c}}.yaml",
     params:
         cfg=lambda w: quoted_json(moments_config(w.W, w.m, w.c)),
+        pilot=pilot_args(),
     log:
         f"{RES}/logs/moments/W{{W}}_m{{m}}_c{{c}}.log",
     threads: 1
@@ -18,7 +21,7 @@ rule moments:
     shell:
         "export PATH={VENV_BIN:q}:$PATH OMP_NUM_THREADS=$(( {threads} / {resources.tasks} > 0 ? "
         "{threads} / {resources.tasks} : 1 )); export NUMBA_NUM_THREADS=$OMP_NUM_THREADS; "
-        "printf '%s\\n' {params.cfg} > {output.cfg}; "
+        "{PYTHON} {SCRIPTS}/job_config.py {params.cfg} {input} {params.pilot} > {output.cfg}; "
         "{resources.mpi} -n {resources.tasks} {GPUKPM} moments {output.cfg} -o {output.h5} "
         "> {log} 2>&1"
 
