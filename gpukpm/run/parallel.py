@@ -134,7 +134,7 @@ from gpukpm.engine.spectrum import Rescaling, rescaling, margin_for
 
 __all__ = ["SerialComm", "MPIComm", "mpi_world", "Task", "make_tasks", "assign_tasks", "device_for_rank",
            "select_backend", "run_scaling", "fingerprinted_config", "config_fingerprint", "tasks_folder",
-           "run_moments", "ResumeMismatch", "TaskFailed"]
+           "run_moments", "compute_tasks", "ResumeMismatch", "TaskFailed"]
 
 _KPM_TUNING = ("block_size", "vectors_per_batch", "memory_budget_gb")
 _MANIFEST = "manifest.json"
@@ -521,6 +521,29 @@ def _join_parts(parts: list, resumed: int) -> Moments:
                    sample_realisations=np.concatenate([p.sample_realisations for p in parts]),
                    sample_vectors=np.concatenate([p.sample_vectors for p in parts]),
                    emin=min(p.emin for p in parts), emax=max(p.emax for p in parts), provenance=provenance)
+
+
+def compute_tasks(cfg: dict, scaling: Rescaling, num_moments: int, *, backend=None) -> Moments:
+    """Every task of a validated configuration, in one process and in memory: the samples (and moments)
+    :func:`run_moments` merges into its output, in the same order, without task files.
+
+    ``torque --run`` (:func:`gpukpm.run.configurations.run_configurations`) computes each magnetisation so;
+    the workflow's moments jobs run :func:`run_moments` on the same configuration.
+    """
+    from gpukpm.engine.moments import concatenate
+
+    be = get_backend(backend if backend is not None else cfg["backend"])
+    plan = _Plan(None, scaling, int(num_moments), tuple(make_tasks(cfg)), frozenset(), False)
+    budget = _memory_budget(cfg, be, 1)
+    model = build_model(cfg["model"])
+    parts, system, system_id = [], None, None
+    for task in plan.tasks:
+        if system_id != task.realisation:
+            system = model.real_space(shape=tuple(cfg["system"]["shape"]), disorder=cfg["system"]["disorder"],
+                                      seed=cfg["kpm"]["seed"], realisation=task.realisation)
+            system_id = task.realisation
+        parts.append(_compute(task, cfg, plan, system, be, budget))
+    return parts[0] if len(parts) == 1 else concatenate(parts)
 
 
 def _fail(comm, where: str, exc: BaseException):
