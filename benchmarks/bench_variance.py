@@ -49,7 +49,7 @@ import common  # noqa: E402
 from gpukpm import kpm  # noqa: E402
 from gpukpm.engine.backend import get_backend  # noqa: E402
 from gpukpm.models import GrapheneRashba  # noqa: E402
-from gpukpm.engine.realspace import concatenate  # noqa: E402
+from gpukpm.engine.moments import concatenate  # noqa: E402
 from gpukpm.engine.spectrum import rescaling  # noqa: E402
 
 MODEL = dict(t=2.7, rashba=0.010, exchange=0.040, mass=0.005, magnetization=(0.0, 0.0, 1.0))

@@ -41,6 +41,7 @@ FLAGS = {
     "GPUKPM_GPU_STENCIL": Flag("bool", True, "false: cuSPARSE CSR instead of the CUDA stencil kernel"),
     "GPUKPM_GPU_CSR_KERNEL": Flag("bool", True, "false: cuSPARSE SpMM plus a copy instead of the fused CSR step kernel"),
     "GPUKPM_KERNEL_DIR": Flag("path", None, "cache of generated CPU kernels (default ~/.cache/gpukpm/kernels)"),
+    "GPUKPM_CACHE": Flag("path", None, "folder of gpukpm plan's CPU calibration (default ~/.cache/gpukpm)"),
 }
 
 

@@ -81,19 +81,18 @@ for k, name in enumerate(("sx", "sy")):
 #
 # Planning a production run: ``gpukpm plan``
 # ------------------------------------------
-# .. note::
-#
-#    **Being written (issue 17); not run by this guide.** ``gpukpm plan`` reads a configuration
-#    and prints, before anything runs, what a production run will cost: the jobs, N for the
-#    requested η, the memory per job, and the number of realisations × vectors that reach
-#    ``realspace.target_rel_error`` from a measured one-vector σ₁ like the one above. Check
-#    ``gpukpm plan --help`` for its options once it is released.
+# ``gpukpm plan`` (not run by this guide: its CPU calibration takes a few seconds) reads a
+# ``gpukpm moments`` configuration and prints, before anything runs, the memory, SpMV count, GEMM
+# flops and predicted time of every job on this CPU (from a measured calibration) and on nominal
+# H100, H200 and A100 figures (a roofline, stated as nominal). With ``--pilot`` (the moments file of
+# a short run like the one above) it scales the one-vector σ₁ at the peak |χ| by ``√(D_pilot/D)``
+# and gives the samples ``R = (σ₁/(target·|χ|))²`` (realisations × vectors) for the target
+# relative error, and the device-hours:
 #
 # .. code-block:: bash
 #
-#    gpukpm plan config/paper.yaml
+#    gpukpm moments pilot.yaml -o pilot.h5                   # a small lattice, a few vectors
+#    gpukpm plan production.yaml --pilot pilot.h5 --target-rel-error 0.05 --json plan.json
 #
-# Until then, size a run by hand from σ₁: measure it on a small lattice (as here, or the demo
-# pipeline's report, which prints σ₁ and the samples needed for ``target_rel_error`` at each W),
-# scale by ``1/√D`` to the production lattice, and take ``R = (σ₁/(target·|χ|))²`` samples in
-# total (realisations × vectors; disorder makes realisations differ, so use several).
+# The pipeline does the same per W with ``realspace.pilot: {trace: 8}`` and sizes every moments
+# job's ``kpm.trace`` from it.

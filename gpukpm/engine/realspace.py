@@ -8,8 +8,8 @@ stochastic with random-phase vectors ``|r⟩`` (:mod:`gpukpm.models.random`):
 
 Two Chebyshev chains per vector serve every left operator A: the block of
 μ for orders m ∈ I, n ∈ J is one GEMM ``conj(A†X_I) · Y_Jᵀ`` with inner
-dimension D (BLAS-3; cuBLAS on the GPU).  Blocks of b orders are generated
-from checkpoints (:class:`~gpukpm.engine.chebyshev.ChebyshevChain`), b being chosen
+dimension D (BLAS-3; cuBLAS on the GPU).  Blocks of ``block_size`` orders are generated
+from checkpoints (:class:`~gpukpm.engine.chebyshev.ChebyshevChain`), ``block_size`` being chosen
 from a memory budget, so the N vectors of a chain are never all held unless
 they fit.  With the exact trace μ is Hermitian (``μ_nm = conj(μ_mn)`` for
 Hermitian A, B), and only the blocks J ≥ I are computed.
@@ -29,12 +29,11 @@ from gpukpm import __version__
 from gpukpm.engine.backend import get_backend
 from gpukpm.engine.chebyshev import ChebyshevChain, RescaledOperator, guard_norm
 from gpukpm.engine.moments import Moments
-from gpukpm.models.operators import OPERATOR_NAMES, PAULI, SPIN_NAMES
+from gpukpm.models.operators import OPERATOR_NAMES
 from gpukpm.models.stencil import STENCIL_NAMES
 from gpukpm.engine.progress import Progress
-from gpukpm.engine.estimators import dilution
 from gpukpm.models.random import check_seed, random_phase_vectors
-from gpukpm.engine.spectrum import Rescaling, margin_for, rescaling
+from gpukpm.engine.spectrum import Rescaling, rescaling
 
 __all__ = ["kubo_moments", "dos_moments", "choose_block_size", "resolve_operator"]
 
@@ -78,23 +77,23 @@ def _is_hermitian(m) -> bool:
 
 def choose_block_size(num_moments: int, dim: int, vectors: int, num_left: int, itemsize: int,
                       budget: int, tile_size: int = DEFAULT_TILE) -> int:
-    """Orders per Y block b so that the engine's arrays fit in ``budget`` bytes.
+    """Orders per Y block (the block size) so that the engine's arrays fit in ``budget`` bytes.
 
-    The engine holds b vectors of Y per start vector, the tile of
+    The engine holds ``block_size`` vectors of Y per start vector, the tile of
     ``n_left·c`` products A†X (c = ``tile_size``), three streamed X vectors,
     the start vectors and checkpoints (≈ 8 vectors in all).
     """
     vector = vectors * dim * itemsize
     per_order = vector
     fixed = (8 + num_left * tile_size) * vector
-    b = (budget - fixed) // per_order
-    if b < 1:
+    orders = (budget - fixed) // per_order
+    if orders < 1:
         need = (fixed + per_order) / 2**30
         raise MemoryError(
             f"memory_budget {budget / 2**30:.2f} GiB is below the minimum {need:.2f} GiB "
             f"for D = {dim}, {vectors} vector(s) per batch and {num_left} left operator(s)"
         )
-    return int(min(num_moments, b))
+    return int(min(num_moments, orders))
 
 
 def _check_num_moments(num_moments) -> int:
@@ -136,7 +135,7 @@ def _basis_rows(dim: int, start: int, stop: int, dtype) -> np.ndarray:
 class _KuboEngine:
     """2D moments of one Hamiltonian for a batch of start vectors.
 
-    The Y chain ``T_n B|v⟩`` is stored, in blocks of b orders when it does not
+    The Y chain ``T_n B|v⟩`` is stored, in blocks of ``block_size`` orders when it does not
     fit (regenerated from checkpoints); the X chain ``T_m|v⟩`` is streamed,
     three vectors at a time, and each ``A†T_m|v⟩`` goes into a tile of c
     orders.  Per tile and Y block one GEMM gives ``μ[n, m] = ⟨A†X_m|Y_n⟩``:
@@ -157,10 +156,12 @@ class _KuboEngine:
         self.right = right  # B on the backend
         self.real_left = list(real_left)
         self.N = num_moments
-        self.b = block_size
+        self.block_size = block_size  # orders per Y block
         self.c = tile_size
         self.time_spmv = 0.0
         self.time_gemm = 0.0
+        self.held_bytes = 0  # largest sum of the arrays held during one batch (gpukpm.engine.plan's held_bytes)
+        self._x_buffers = []
 
     def _apply(self, M, rows, out=None):
         """M applied to every row of a (..., D) array (one sparse product)."""
@@ -180,8 +181,8 @@ class _KuboEngine:
         nA, N, c = len(self.left_dagger), self.N, self.c
         mu = xp.zeros((nA, N, N) if summed else (R, nA, N, N), dtype=np.complex128)
         t = be.timer()
-        chain_y = ChebyshevChain(self.op, self._apply(self.right, start), N, self.b)
-        y_buffer = be.empty_block((self.b, R, D), start.dtype)
+        chain_y = ChebyshevChain(self.op, self._apply(self.right, start), N, self.block_size)
+        y_buffer = be.empty_block((self.block_size, R, D), start.dtype)
         tile = be.empty_block(self._tile_shape(R, D), start.dtype)
         self.time_spmv += be.timer() - t
         for J in range(chain_y.num_blocks):
@@ -197,6 +198,9 @@ class _KuboEngine:
                 if lo < n1:
                     self._tile_gemm(mu, tile, Y[lo - n0:], m0, m1, lo, n1, summed)
                 self.time_gemm += be.timer() - t
+        held = (y_buffer.nbytes + tile.nbytes + sum(buf.nbytes for buf in self._x_buffers) + chain_y.start.nbytes
+                + sum(p.nbytes + q.nbytes for p, q in chain_y.checkpoints.values()) + mu.nbytes)
+        self.held_bytes = max(self.held_bytes, int(held))
         if hermitian_blocks:
             for m0 in range(0, N, c):
                 m1 = min(m0 + c, N)
@@ -218,7 +222,7 @@ class _KuboEngine:
         """Fill the tile slots ``m − m0`` from ``T_m|v⟩`` for successive tiles; yield ``(m0, m1)`` after each."""
         be, op = self.be, self.op
         c = self.c
-        buffers = [be.xp.empty_like(start) for _ in range(3)]
+        buffers = self._x_buffers = [be.xp.empty_like(start) for _ in range(3)]
         prev, cur = None, start
         for m0 in range(0, m_end, c):
             m1 = min(m0 + c, m_end)
@@ -351,111 +355,18 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
         dilution, "spin_diluted" (s_z), "spin_m_diluted" (spin along m̂), "sublattice_diluted",
         "spin_sublattice_diluted"; a diluted sample is the sum over the k colours of
         ``⟨P_c r|X|P_c r⟩`` (k chain pairs per vector); recorded as ``provenance["estimator"]``.
+
+    This is :func:`gpukpm.engine.plan.plan_kubo` (same parameters but ``progress``) followed by
+    :meth:`~gpukpm.engine.plan.KuboPlan.run`: the plan states the block size, tiles, routes, memory and
+    predicted cost before any product.
     """
-    be = get_backend(backend)
-    xp = be.xp
-    H, D, N, kind, R, seed, params, realisation = _prepare(system, num_moments, trace, seed, realisation)
-    diluted = dilution(system, estimator, D)
-    num_colours = diluted.num_colours
-    if isinstance(left, (str,)) or scipy.sparse.issparse(left):
-        left = (left,)
-    stencils = _stencil_source(system, be, dtype)
-    left_named = [_resolve_lazily(system, op, D, stencils) for op in left]
-    right_name, B = _resolve_lazily(system, right, D, stencils)
-    if not left_named:
-        raise ValueError("left must name at least one operator")
-    dtype = np.dtype(dtype)
-    if dtype not in (np.complex128, np.complex64):
-        raise ValueError(f"dtype must be complex128 or complex64, got {dtype}")
-    if block_size is not None and (int(block_size) != block_size or block_size < 1):
-        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-    if kind == "stochastic":
-        vector_ids = list(range(R)) if vectors is None else [int(v) for v in vectors]
-        if len(vector_ids) != R:
-            raise ValueError(f"vectors lists {len(vector_ids)} ids but trace asks for {R}")
-    else:
-        vector_ids = [-1]
+    from gpukpm.engine.plan import plan_kubo
 
-    t_start = time.perf_counter()
-    scale = scaling or rescaling(H, bounds=bounds, backend=be, epsilon=margin_for(N))
-    op = RescaledOperator(H, scale, be, dtype=dtype, stencil=stencils("H"))
-    left_dagger = [stencils(name) if A is None else be.csr(A.conj().T, dtype=dtype) for name, A in left_named]
-    right_op = stencils(right_name) if B is None else be.csr(B, dtype=dtype)
-    hermitian = all(A is None or _is_hermitian(A) for _, A in left_named + [(right_name, B)])
-    real_left = [hermitian and ((A is not None and A is B) or name == right_name != "custom")
-                 for name, A in left_named]
-
-    # on-site spins only (CPU): one spin-resolved GEMM per spin pair serves them all
-    spin_route = (not be.is_gpu and all(name in SPIN_NAMES for name, _ in left_named) and not any(real_left))
-    tile_vectors = 1 if spin_route else len(left_named)  # vectors per tile slot
-    batch = vectors_per_batch or (min(32, D) if kind == "exact" else 1)
-    budget = memory_budget or int(DEFAULT_MEMORY_FRACTION * be.free_memory())
-    starts_per_batch = batch * (num_colours if kind == "stochastic" else 1)
-    vector_bytes = starts_per_batch * D * dtype.itemsize
-    tile = int(min(N, DEFAULT_TILE, max(8, budget // (4 * tile_vectors * vector_bytes))))  # ≤ ¼ of the budget
-    b = int(block_size) if block_size else choose_block_size(N, D, starts_per_batch, tile_vectors,
-                                                             dtype.itemsize, budget, tile)
-    b = min(b, N)
-    if spin_route:
-        engine = _SpinKuboEngine(op, [PAULI[name[1]] for name, _ in left_named], right_op, N, b, tile)
-    else:
-        engine = _KuboEngine(op, left_dagger, right_op, N, b, tile, real_left)
-
-    starts = (list(range(0, D, batch)) if kind == "exact" else list(range(0, R, batch)))
-    # progress in Chebyshev products: per batch the Y chain once and the X chain once per Y block
-    nb = math.ceil(N / b)
-    bar = Progress((D if kind == "exact" else R * num_colours) * N * (1 + nb), "kubo moments", "SpMV",
-                   enabled=progress)
-    op.progress = bar
-    if kind == "exact":
-        total = xp.zeros((len(left_named), N, N), dtype=np.complex128)
-        for s0 in starts:
-            s1 = min(s0 + batch, D)
-            start = be.asarray(_basis_rows(D, s0, s1, dtype))
-            total += engine.run(start, hermitian_blocks=hermitian, summed=True)
-        mu = be.to_host(total)
-        samples = (mu / D)[None]
-        sample_vectors = np.array([-1])
-    else:
-        samples = np.empty((R, len(left_named), N, N), dtype=np.complex128)
-        for s0 in starts:
-            ids = vector_ids[s0:s0 + batch]
-            rows = diluted.rows(random_phase_vectors(D, seed, realisation, ids, dtype=dtype).T)
-            mu = be.to_host(engine.run(be.asarray(rows), hermitian_blocks=False, summed=False))
-            samples[s0:s0 + len(ids)] = mu.reshape((len(ids), num_colours) + mu.shape[1:]).sum(axis=1) / D
-        sample_vectors = np.array(vector_ids)
-    bar.close()
-    op.progress = None
-    wall = time.perf_counter() - t_start
-
-    provenance = dict(
-        be.device_info(),
-        gpukpm=__version__,
-        dtype=str(dtype),
-        block_size=b,
-        tile_size=tile,
-        gemm_route="spin-resolved" if spin_route else "per-operator",
-        estimator=estimator if kind == "stochastic" else "exact",
-        colours=num_colours if kind == "stochastic" else 1,
-        dilution_axis=diluted.axis if kind == "stochastic" else None,
-        operator_route=op.route,
-        vectors_per_batch=batch,
-        spmv_count=op.spmv_count,
-        nnz=op.nnz,
-        time_total=wall,
-        time_spmv=engine.time_spmv,
-        time_gemm=engine.time_gemm,
-    )
-    return Moments(
-        mu_samples=samples,
-        a=scale.a, b=scale.b, emin=scale.emin, emax=scale.emax, epsilon=scale.epsilon,
-        num_orbitals=float(D), area=float(system.area),
-        left=tuple(name for name, _ in left_named), right=right_name,
-        trace=kind, seed=seed,
-        sample_realisations=np.full(samples.shape[0], realisation),
-        sample_vectors=sample_vectors,
-        hermitian=hermitian, parameters=params, provenance=provenance,
-    )
+    plan = plan_kubo(system, left=left, right=right, num_moments=num_moments, trace=trace, seed=seed,
+                     block_size=block_size, realisation=realisation, vectors=vectors,
+                     vectors_per_batch=vectors_per_batch, backend=backend, dtype=dtype, bounds=bounds,
+                     scaling=scaling, memory_budget=memory_budget, estimator=estimator)
+    return plan.run(progress=progress)
 
 
 # ----------------------------------------------------------------------------- 1D moments

@@ -7,6 +7,7 @@
     gpukpm aggregate FILES... -o ensemble.h5
     gpukpm torques RESPONSES... -o torques.h5 [--csv F]       (one response file per magnetisation)
     gpukpm torques-run CONFIG.yaml --part P -o torques.h5 [--csv F]   (all magnetisations of one system)
+    gpukpm plan CONFIG.yaml [--target-rel-error 0.05] [--pilot F.h5] [--json F]  (memory, work, time, samples)
     gpukpm info [--backend B]                                 (backend and device)
 
 Exit codes (:mod:`gpukpm.errors`): 0 success; 1 runtime failure (backend unavailable, a task
@@ -274,6 +275,12 @@ def _cmd_torques(args) -> int:
     return 0
 
 
+def _cmd_plan(args) -> int:
+    from gpukpm.run import planning
+
+    return planning.command(args)
+
+
 def _cmd_torques_run(args) -> int:
     from gpukpm.run import io
     from gpukpm.run.configurations import run_configurations
@@ -356,6 +363,18 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--part", required=True, choices=_PARTS, help="the part fitted (one of response.parts)")
     sp.add_argument("--csv", help="also write a CSV table")
     sp.set_defaults(func=_cmd_torques_run)
+
+    sp = sub.add_parser("plan", help="memory, SpMV count, GEMM flops and time of a moments job; samples for a target")
+    sp.add_argument("config")
+    sp.add_argument("--target-rel-error", type=float, default=0.05, help="relative stderr on the peak χ's")
+    sp.add_argument("--pilot", help="moments or response file of a pilot run (per-vector variance)")
+    sp.add_argument("--peak-window", type=parse_energies, default=None,
+                    help="LO,HI (eV): where the pilot's peaks are searched (default: all energies)")
+    sp.add_argument("--json", help="also write the plan as JSON")
+    sp.add_argument("--devices", default="H100,H200,A100", help="nominal GPUs to predict (comma list, '' for none)")
+    sp.add_argument("--calibration", help="CPU calibration cache (default ~/.cache/gpukpm/calibration.json)")
+    sp.add_argument("--recalibrate", action="store_true", help="measure the CPU again")
+    sp.set_defaults(func=_cmd_plan)
     return p
 
 

@@ -5,15 +5,21 @@ makes differences between configurations meaningful:
 
 * the disorder realisation (keyed by (seed, realisation), independent of m̂);
 * the random trace vectors (keyed by (seed, realisation, vector));
-* the rescaling (a, b): the exchange term −(J/2) m̂·s has norm |J|/2, so
-  rotating m̂ moves every eigenvalue by at most |J| (Weyl); bounds of the first
-  configuration padded by |J| hold for all of them.
+* the rescaling (a, b) and N: :func:`shared_rescaling`, the workflow's
+  (:func:`gpukpm.engine.spectrum.sweep_rescaling`: ``kpm.bounds``, or Gershgorin of the
+  exchange-free model widened by |J|/2 + W/2, which holds for every m̂ by Weyl).
+
+Each magnetisation is the ``gpukpm moments`` configuration :func:`magnetisation_config`,
+computed by :func:`gpukpm.run.parallel.compute_tasks` (the tasks of ``run_moments``, in memory):
+``gpukpm torques --run`` and the workflow's per-magnetisation moments jobs share one path and
+give the same samples.
 
 The result is S_A(m̂; ε_F) for A = s_x, s_y, s_z, shaped
 (configurations, 3, energies), with standard errors, per Kubo part.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 
@@ -23,14 +29,14 @@ from gpukpm.response import kernels
 from gpukpm.engine.backend import get_backend
 from gpukpm.run.config import build_model, energy_grid
 from gpukpm.response.kubo import kubo_response
-from gpukpm.engine.moments import concatenate
-from gpukpm.engine.realspace import kubo_moments
 from gpukpm.engine.progress import Progress
-from gpukpm.engine.spectrum import Rescaling, margin_for, rescaling
+from gpukpm.engine.spectrum import Rescaling, sweep_rescaling
+from gpukpm.run.parallel import compute_tasks
 from gpukpm.engine.stats import EXACT_TRACES
 from gpukpm.torque.decomposition import magnetizations
 
-__all__ = ["ConfigurationResponses", "run_configurations", "SPIN_COMPONENTS"]
+__all__ = ["ConfigurationResponses", "run_configurations", "shared_rescaling", "magnetisation_config",
+           "SPIN_COMPONENTS"]
 
 SPIN_COMPONENTS = ("sx", "sy", "sz")
 
@@ -58,42 +64,40 @@ def _num_moments(cfg: dict, scaling: Rescaling | None) -> int:
                                    cfg["response"]["lorentz_lambda"])
 
 
-def _moments_for(cfg: dict, model, scaling: Rescaling | None, backend):
-    """Moments of one magnetisation: real space (all realisations) or k space."""
+def shared_rescaling(cfg: dict, model) -> tuple[Rescaling | None, int]:
+    """One rescaling and N for every magnetisation (real space), as the workflow's moments jobs get them:
+    :func:`gpukpm.engine.spectrum.sweep_rescaling` for this W (``kpm.bounds``, or Gershgorin of the
+    exchange-free model widened by |J|/2 + W/2, which holds for every m̂), N from ``kpm.num_moments`` or
+    ``kpm.eta``.  k space: ``(None, kpm.num_moments)``."""
     kpm = cfg["kpm"]
-    common = dict(left=SPIN_COMPONENTS, right="jx", num_moments=_num_moments(cfg, scaling), backend=backend)
+    if cfg["system"]["shape"] is None:
+        return None, _num_moments(cfg, None)
+    return sweep_rescaling(model, [cfg["system"]["disorder"]], num_moments=kpm["num_moments"], eta=kpm["eta"],
+                           kernel=cfg["response"]["kernel"], lorentz_lambda=cfg["response"]["lorentz_lambda"],
+                           bounds=kpm["bounds"])
+
+
+def magnetisation_config(cfg: dict, magnetization, scaling: Rescaling, num_moments: int) -> dict:
+    """The ``gpukpm moments`` configuration of one magnetisation of ``cfg`` (real space): the model at m̂,
+    s_x, s_y, s_z | ĵ_x, the shared rescaling as ``kpm.bounds`` and N — the shape of the workflow's jobs."""
+    out = copy.deepcopy(cfg)
+    out["model"] = dict(cfg["model"], magnetization=[float(v) for v in magnetization])
+    out["kpm"].update(left=list(SPIN_COMPONENTS), right="jx", num_moments=int(num_moments), eta=None,
+                      bounds=[float(scaling.emin), float(scaling.emax)])  # sweep_rescaling's bounds, a and b from them
+    return out
+
+
+def _moments_for(cfg: dict, model, magnetization, scaling: Rescaling | None, num_moments: int, backend):
+    """Moments of one magnetisation: real space (every task, as ``gpukpm moments`` runs them) or k space."""
     if cfg["system"]["shape"] is not None:
-        parts = []
-        for r in cfg["system"]["realisations"]:
-            system = model.real_space(shape=tuple(cfg["system"]["shape"]), disorder=cfg["system"]["disorder"],
-                                      seed=kpm["seed"], realisation=r)
-            parts.append(kubo_moments(system, trace=kpm["trace"], seed=kpm["seed"], realisation=r,
-                                      block_size=kpm["block_size"], scaling=scaling, dtype=kpm["dtype"],
-                                      vectors_per_batch=kpm["vectors_per_batch"], progress=False,
-                                      estimator=kpm.get("estimator", "plain"), **common))
-        return concatenate(parts)
+        return compute_tasks(magnetisation_config(cfg, magnetization, scaling, num_moments), scaling, num_moments,
+                             backend=backend)
     from gpukpm.engine.kspace import kspace_moments
 
     ks = cfg["kspace"]
-    return kspace_moments(model, grid=ks["grid"], window=ks.get("window"), chunk_size=ks.get("chunk_size"),
-                          bounds=None if scaling is None else (scaling.emin, scaling.emax),
-                          progress=False, **common)
-
-
-def _shared_scaling(cfg: dict, model, backend) -> Rescaling | None:
-    """Rescaling valid for every m̂ (real space): first configuration's bounds padded by |J|."""
-    if cfg["system"]["shape"] is None:
-        return None
-    system = model.real_space(shape=tuple(cfg["system"]["shape"]), disorder=cfg["system"]["disorder"],
-                              seed=cfg["kpm"]["seed"], realisation=cfg["system"]["realisations"][0])
-    epsilon = margin_for(cfg["kpm"]["num_moments"])
-    if cfg["kpm"]["bounds"] is not None:
-        lo, hi = cfg["kpm"]["bounds"]
-    else:
-        first = rescaling(system.hamiltonian, backend=backend, epsilon=epsilon)
-        pad = abs(getattr(model, "exchange", 0.0)) + 0.5 * cfg["system"]["disorder"]
-        lo, hi = first.emin - pad, first.emax + pad
-    return rescaling(system.hamiltonian, bounds=(lo, hi), epsilon=epsilon)
+    return kspace_moments(model.with_magnetization(tuple(magnetization)), grid=ks["grid"], window=ks.get("window"),
+                          chunk_size=ks.get("chunk_size"), left=SPIN_COMPONENTS, right="jx",
+                          num_moments=num_moments, backend=backend, progress=False)
 
 
 def run_configurations(cfg: dict, *, backend=None, progress: bool = True) -> ConfigurationResponses:
@@ -105,14 +109,14 @@ def run_configurations(cfg: dict, *, backend=None, progress: bool = True) -> Con
     energies = energy_grid(cfg["response"]["energies"])
     mags = magnetizations(cfg["torque"]["order"])
     parts = cfg["response"]["parts"]
-    scaling = _shared_scaling(cfg, base, be)
+    scaling, N = shared_rescaling(cfg, base)
     values = {p: np.empty((len(mags), 3, len(energies))) for p in parts}
     errors = {p: np.empty_like(values[p]) for p in parts}
     samples = {p: [] for p in parts}
     bar = Progress(len(mags), "magnetisation configurations", "configs", enabled=progress)
     t0 = time.perf_counter()
     for c, m in enumerate(mags):
-        moments = _moments_for(cfg, base.with_magnetization(tuple(m)), scaling, be)
+        moments = _moments_for(cfg, base, m, scaling, N, be)
         for p in parts:
             resp = kubo_response(moments, energies, kernel=cfg["response"]["kernel"], part=p,
                                  temperature=cfg["response"]["temperature"],
@@ -121,7 +125,8 @@ def run_configurations(cfg: dict, *, backend=None, progress: bool = True) -> Con
             samples[p].append(resp.samples)
         bar.advance()
     meta = dict(model=cfg["model"], order=cfg["torque"]["order"], wall_time=time.perf_counter() - t0,
-                backend=be.name, kernel=cfg["response"]["kernel"], num_moments=_num_moments(cfg, scaling))
+                backend=be.name, kernel=cfg["response"]["kernel"], num_moments=N,
+                rescaling=None if scaling is None else dict(a=scaling.a, b=scaling.b))
     return ConfigurationResponses(mags, energies, values, errors,
                                   samples={p: np.stack(v, axis=1) for p, v in samples.items()},
                                   sample_realisations=moments.sample_realisations,

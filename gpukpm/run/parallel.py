@@ -51,6 +51,11 @@ Checkpoints and resume
     different configuration is refused (:class:`ResumeMismatch`, naming the
     settings that differ); ``resume=False`` (``--no-resume``) discards them.
     One job per output path at a time.
+    A task of several vector batches (more random vectors than ``kpm.vectors_per_batch``,
+    default 1) also checkpoints every batch, ``OUTPUT.tasks/task-00012.part-0003.h5``: a job
+    killed inside a task recomputes only its unfinished batches (the batch's moments do not
+    depend on the others, so the result is the same bit for bit); the parts are removed once
+    the task file is written.
 
 Merge
     Rank 0 reads the task files in task order into ONE moments file at
@@ -107,7 +112,7 @@ import sys
 import time
 import traceback
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +126,7 @@ from gpukpm.engine.backend import device_count, get_backend, resolve_name
 from gpukpm.run.config import ConfigError, build_model, load_config
 from gpukpm.errors import RunFailure, UsageError
 from gpukpm.response.kernels import num_moments_for
+from gpukpm.engine.plan import DEFAULT_STOCHASTIC_BATCH
 from gpukpm.engine.realspace import DEFAULT_MEMORY_FRACTION, kubo_moments
 from gpukpm.engine.moments import Moments
 from gpukpm.engine.progress import Progress
@@ -128,7 +134,7 @@ from gpukpm.engine.spectrum import Rescaling, rescaling, margin_for
 
 __all__ = ["SerialComm", "MPIComm", "mpi_world", "Task", "make_tasks", "assign_tasks", "device_for_rank",
            "select_backend", "physical_devices", "run_scaling", "fingerprinted_config", "config_fingerprint", "tasks_folder",
-           "run_moments", "ResumeMismatch", "TaskFailed"]
+           "run_moments", "compute_tasks", "ResumeMismatch", "TaskFailed"]
 
 _KPM_TUNING = ("block_size", "vectors_per_batch", "memory_budget_gb")
 _MANIFEST = "manifest.json"
@@ -495,16 +501,91 @@ def _memory_budget(cfg: dict, backend, sharing: int) -> int:
     return int(DEFAULT_MEMORY_FRACTION * backend.free_memory() / sharing)
 
 
-def _compute(task: Task, cfg: dict, plan: _Plan, system, backend, budget: int) -> Moments:
+def _compute(task: Task, cfg: dict, plan: _Plan, system, backend, budget: int, folder: Path | None = None) -> Moments:
+    """The moments of one task; a task of several vector batches checkpoints each batch (module doc)."""
     kpm = cfg["kpm"]
-    return kubo_moments(
-        system, left=tuple(kpm["left"]), right=kpm["right"], num_moments=plan.num_moments,
-        trace="exact" if task.vectors is None else len(task.vectors), seed=kpm["seed"],
-        block_size=kpm["block_size"], realisation=task.realisation,
-        vectors=None if task.vectors is None else list(task.vectors),
-        vectors_per_batch=kpm["vectors_per_batch"], backend=backend, dtype=kpm["dtype"],
-        scaling=plan.scaling, memory_budget=budget, progress=False, estimator=kpm.get("estimator", "plain"),
+    common = dict(
+        left=tuple(kpm["left"]), right=kpm["right"], num_moments=plan.num_moments, seed=kpm["seed"],
+        block_size=kpm["block_size"], realisation=task.realisation, vectors_per_batch=kpm["vectors_per_batch"],
+        backend=backend, dtype=kpm["dtype"], scaling=plan.scaling, memory_budget=budget, progress=False,
+        estimator=kpm.get("estimator", "plain"),
     )
+    if task.vectors is None:
+        return kubo_moments(system, trace="exact", vectors=None, **common)
+    batch = kpm["vectors_per_batch"] or DEFAULT_STOCHASTIC_BATCH
+    chunks = [task.vectors[i:i + batch] for i in range(0, len(task.vectors), batch)]
+    if folder is None or len(chunks) == 1:
+        return kubo_moments(system, trace=len(task.vectors), vectors=list(task.vectors), **common)
+    parts, resumed = [], 0
+    for j, chunk in enumerate(chunks):
+        path = folder / _part_filename(task, j)
+        part = _load_part(path, task, plan, chunk)
+        if part is None:
+            part = kubo_moments(system, trace=len(chunk), vectors=list(chunk), **common)
+            part.provenance["part"] = {"task": task.index, "index": j, "vectors": list(chunk),
+                                       "fingerprint": plan.fingerprint}
+            io.save_moments(path, part)
+        else:
+            resumed += 1
+        parts.append(part)
+    return _join_parts(parts, resumed)
+
+
+def _part_filename(task: Task, j: int) -> str:
+    return f"task-{task.index:05d}.part-{j:04d}.h5"
+
+
+def _load_part(path: Path, task: Task, plan: _Plan, chunk) -> Moments | None:
+    """A finished batch of ``task`` from an earlier (killed) run, or None."""
+    if not path.exists():
+        return None
+    try:
+        part = io.load_moments(path)
+    except OSError:
+        return None  # unreadable: recomputed
+    record = part.provenance.get("part", {})
+    if (record.get("fingerprint"), record.get("task"), record.get("vectors")) != \
+            (plan.fingerprint, task.index, list(chunk)):
+        raise ResumeMismatch(f"{path} does not belong to {task.describe()} of this configuration; remove it or "
+                             "rerun with --no-resume")
+    return part
+
+
+def _join_parts(parts: list, resumed: int) -> Moments:
+    """One task's Moments from its batches (samples in vector order; counts and times summed)."""
+    first = parts[0]
+    provenance = dict(first.provenance)
+    provenance.pop("part", None)
+    for key in ("spmv_count", "time_spmv", "time_gemm", "time_total"):
+        provenance[key] = sum(p.provenance[key] for p in parts)
+    provenance.update(batches=len(parts), batches_resumed=resumed)
+    return replace(first, mu_samples=np.concatenate([p.mu_samples for p in parts]),
+                   sample_realisations=np.concatenate([p.sample_realisations for p in parts]),
+                   sample_vectors=np.concatenate([p.sample_vectors for p in parts]),
+                   emin=min(p.emin for p in parts), emax=max(p.emax for p in parts), provenance=provenance)
+
+
+def compute_tasks(cfg: dict, scaling: Rescaling, num_moments: int, *, backend=None) -> Moments:
+    """Every task of a validated configuration, in one process and in memory: the samples (and moments)
+    :func:`run_moments` merges into its output, in the same order, without task files.
+
+    ``torque --run`` (:func:`gpukpm.run.configurations.run_configurations`) computes each magnetisation so;
+    the workflow's moments jobs run :func:`run_moments` on the same configuration.
+    """
+    from gpukpm.engine.moments import concatenate
+
+    be = get_backend(backend if backend is not None else cfg["backend"])
+    plan = _Plan(None, scaling, int(num_moments), tuple(make_tasks(cfg)), frozenset(), False)
+    budget = _memory_budget(cfg, be, 1)
+    model = build_model(cfg["model"])
+    parts, system, system_id = [], None, None
+    for task in plan.tasks:
+        if system_id != task.realisation:
+            system = model.real_space(shape=tuple(cfg["system"]["shape"]), disorder=cfg["system"]["disorder"],
+                                      seed=cfg["kpm"]["seed"], realisation=task.realisation)
+            system_id = task.realisation
+        parts.append(_compute(task, cfg, plan, system, be, budget))
+    return parts[0] if len(parts) == 1 else concatenate(parts)
 
 
 def _fail(comm, where: str, exc: BaseException):
@@ -541,7 +622,7 @@ def _run_tasks(cfg: dict, plan: _Plan, mine: list, folder: Path, comm, local: tu
                                           seed=cfg["kpm"]["seed"], realisation=task.realisation)
                 system_id = task.realisation
             t_build = time.perf_counter() - t0
-            moments = _compute(task, cfg, plan, system, backend, budget)
+            moments = _compute(task, cfg, plan, system, backend, budget, folder)
             wall = time.perf_counter() - t0
             moments.provenance["task"] = {
                 "index": task.index, "realisation": task.realisation,
@@ -550,6 +631,8 @@ def _run_tasks(cfg: dict, plan: _Plan, mine: list, folder: Path, comm, local: tu
                 "wall": wall, "time_build": t_build,
             }
             io.save_moments(folder / task.filename, moments)
+            for part in folder.glob(f"task-{task.index:05d}.part-*.h5"):
+                part.unlink()
         except Exception as exc:
             _fail(comm, task.describe(), exc)
         record["time_tasks"] += wall

@@ -93,10 +93,12 @@ class Pipeline:
         """Whether k-space ``case`` mirrors the pristine real-space lattice."""
         return bool(self.cases[case]["match_realspace"])
 
-    def moments_job(self, w: str, m: str, c: str) -> dict:
-        """The run configuration of one real-space moments job (moments-relevant parameters only)."""
+    def moments_job(self, w: str, m: str, c: str, trace: int | None = None) -> dict:
+        """The run configuration of one real-space moments job (moments-relevant parameters only); ``trace``
+        overrides ``realspace.trace`` (the pilot's sizing)."""
         rs = self.config["realspace"]
-        kpm = {"num_moments": self.sweep_num_moments, "trace": rs["trace"], "seed": rs["seed"],
+        kpm = {"num_moments": self.sweep_num_moments, "trace": rs["trace"] if trace is None else int(trace),
+               "seed": rs["seed"],
                "left": LEFT, "right": RIGHT, "bounds": self.sweep_bounds}
         for key in ("vectors_per_task", "memory_budget_gb"):
             if rs[key] is not None:
@@ -104,6 +106,24 @@ class Pipeline:
         return {"model": dict(rs["model"], magnetization=self.magnetization(m)),
                 "system": {"shape": list(rs["shape"]), "disorder": self.w_values[w], "realisations": self.chunks[c]},
                 "kpm": kpm, "backend": self.config["backend"]}
+
+    def pilot_job(self, w: str) -> dict:
+        """The pilot of disorder ``w`` (``realspace.pilot``): realisation 0, the first magnetisation,
+        ``pilot.trace`` vectors, on ``pilot.shape`` (default ``realspace.shape``), the sweep's N and bounds."""
+        pilot = self.config["realspace"]["pilot"]
+        cfg = self.moments_job(w, self.mag_labels[0], next(iter(self.chunks)), trace=pilot["trace"])
+        cfg["kpm"].pop("vectors_per_task", None)
+        cfg["system"]["realisations"] = [0]
+        if pilot["shape"] is not None:
+            cfg["system"]["shape"] = list(pilot["shape"])
+        return cfg
+
+    def plan_job(self, w: str) -> dict:
+        """The production job of disorder ``w`` that ``gpukpm plan --pilot`` sizes (with the energies)."""
+        cfg = self.moments_job(w, self.mag_labels[0], next(iter(self.chunks)))
+        cfg["response"] = {"energies": dict(self.config["realspace"]["energies"]),
+                           "kernel": self.config["response"]["kernel"]}
+        return cfg
 
     def kspace_job(self, case: str, m: str) -> dict:
         """The run configuration of one k-space moments job."""

@@ -298,6 +298,16 @@ class RunConfig(Closed):
 
 
 # --------------------------------------------------------------------------- the pipeline's vocabulary
+class PilotSection(Closed):
+    """A pilot run that measures the one-vector variance before the production sweep."""
+
+    trace: AtLeastTwoInt = Field(description="random vectors of the pilot")
+    shape: Shape | None = Field(None, description="pilot lattice (null: realspace.shape); the one-vector std "
+                                                  "is scaled by 1/√D")
+    min_trace: PositiveInt = Field(1, description="fewest vectors per realisation of a production job")
+    max_trace: PositiveInt | None = Field(None, description="most vectors per realisation (null: no cap)")
+
+
 class RealspaceSection(Closed):
     """The disorder sweep in real space: one moments job per W × magnetisation × realisation chunk."""
 
@@ -324,6 +334,10 @@ class RealspaceSection(Closed):
     memory_budget_gb: PositiveFloat | None = Field(None, description="device memory per rank (GiB)")
     energies: EnergyRange | None = Field(None, description="Fermi energies of the reconstruction (eV)")
     peak_window: EnergyPair | None = Field(None, description="energies searched for the peak torques (eV)")
+    pilot: PilotSection | None = Field(
+        None, description="size the production trace from a pilot (workflow/rules/pilot.smk): per W one moments "
+                          "job of pilot.trace vectors, then `gpukpm plan --pilot` sets every moments job's vectors per "
+                          "realisation for target_rel_error on the peak χ's (null: realspace.trace)")
 
 
     @model_validator(mode="after")

@@ -5,11 +5,13 @@ rule moments:
     """One W × magnetisation × realisation chunk.  Launch: {resources.mpi} -n {resources.tasks}
     (srun on SLURM, mpiexec from PATH locally).  tasks (ranks) = gpu = the job's gpukpm tasks (at most
     a node's GPUs), runtime and mem_mb from the job's size: moments_resources (common.smk, jobcost.py)."""
+    input:
+        pilot_plan_input,  # [] unless realspace.pilot (rules/pilot.smk)
     output:
         h5=f"{RES}/realspace/W{{W}}/moments/m{{m}}/c{{c}}.h5",
         cfg=f"{RES}/realspace/W{{W}}/moments/m{{m}}/c{{c}}.yaml",
     params:
-        cfg=lambda w: quoted_json(PIPE.moments_job(w.W, w.m, w.c)),
+        cfg=lambda w: quoted_json(production_job(w)),
     log:
         f"{RES}/logs/moments/W{{W}}_m{{m}}_c{{c}}.log",
     threads: 1
