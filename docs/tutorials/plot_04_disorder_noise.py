@@ -85,7 +85,7 @@ for k, name in enumerate(("sx", "sy")):
 # ``gpukpm moments`` configuration and prints, before anything runs, the memory, SpMV count, GEMM
 # flops and predicted time of every job on this CPU (from a measured calibration) and on nominal
 # H100, H200 and A100 figures (a roofline, stated as nominal). With ``--pilot`` (the moments file of
-# a short run like the one above) it scales the one-vector σ₁ at the peak |χ| by ``√(D_pilot/D)``
+# a short run like the one above) it scales the one-vector σ₁ at the largest χ by ``√(D_pilot/D)``
 # and gives the samples ``R = (σ₁/(target·|χ|))²`` (realisations × vectors) for the target
 # relative error, and the device-hours:
 #

@@ -333,6 +333,10 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
                  estimator: str = "plain") -> Moments:
     r"""2D Chebyshev moments ``μ_nm^{A,B} = Tr[A T_n(H̃) B T_m(H̃)]/D`` of a real-space system.
 
+    This is :func:`gpukpm.engine.plan.plan_kubo` (same parameters but ``progress``) followed by
+    :meth:`~gpukpm.engine.plan.KuboPlan.run`: the plan states the block size, tiles, routes, memory and
+    predicted cost before any product.
+
     Parameters
     ----------
     system : a System (``.hamiltonian``, ``.operator(name)``, ``.area``, ``.num_orbitals``).
@@ -356,9 +360,6 @@ def kubo_moments(system, left=("sx", "sy", "sz"), right="jx", num_moments: int =
         "spin_sublattice_diluted"; a diluted sample is the sum over the k colours of
         ``⟨P_c r|X|P_c r⟩`` (k chain pairs per vector); recorded as ``provenance["estimator"]``.
 
-    This is :func:`gpukpm.engine.plan.plan_kubo` (same parameters but ``progress``) followed by
-    :meth:`~gpukpm.engine.plan.KuboPlan.run`: the plan states the block size, tiles, routes, memory and
-    predicted cost before any product.
     """
     from gpukpm.engine.plan import plan_kubo
 
