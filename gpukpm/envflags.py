@@ -45,6 +45,12 @@ FLAGS = {
 }
 
 
+def is_set(name: str) -> bool:
+    """Whether the registered variable ``name`` is set to a non-empty value."""
+    FLAGS[name]  # noqa: B018 — only registered variables
+    return bool(os.environ.get(name, "").strip())
+
+
 def get(name: str):
     """The value of the registered variable ``name`` (its default when unset)."""
     flag = FLAGS[name]

@@ -43,9 +43,9 @@ def _install_from_environment() -> None:
     if fail_after:
         save, written = parallel.io.save_moments, []
 
-        def save_then_maybe_die(path, moments):
-            save(path, moments)
-            if ".tasks" in str(path):  # a task file, not the merged output
+        def save_then_maybe_die(path, moments, *args, **kwargs):
+            save(path, moments, *args, **kwargs)
+            if ".tasks" in str(path) and ".part-" not in str(path):  # a task file: not a batch, not the output
                 written.append(path)
                 if len(written) == fail_after:
                     os.kill(os.getpid(), signal.SIGKILL)

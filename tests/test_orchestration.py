@@ -21,7 +21,7 @@ CONFIG = {
     "system": {"shape": [6, 6], "disorder": 1.0, "realisations": 2},
     "kpm": {"num_moments": 16, "trace": 3, "vectors_per_task": 2, "seed": 4},
     "response": {"energies": {"start": -1.0, "stop": 1.0, "num": 7}, "parts": ["total", "surface"]},
-    "torque": {"order": 1},
+    "torque": {"order": 2},
     "backend": "cpu",
 }
 
@@ -35,7 +35,7 @@ def test_torques_run_computes_each_magnetisation_as_gpukpm_moments(tmp_path):
     assert (scaling.a, scaling.b, N) == (reference.a, reference.b, 16)
     assert res.metadata["rescaling"] == {"a": scaling.a, "b": scaling.b}
     energies = energy_grid(cfg["response"]["energies"])
-    mags = magnetizations(1)
+    mags = magnetizations(2)
     assert np.array_equal(res.magnetizations, mags)
     for c in (0, len(mags) - 1):
         job = magnetisation_config(cfg, mags[c], scaling, N)

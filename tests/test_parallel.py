@@ -219,7 +219,8 @@ def test_mpi_equals_serial(tmp_path, reference, ranks):
 
 # ----------------------------------------------------------------------------- resume
 def _task_files(out):
-    return sorted(p.name for p in tasks_folder(out).glob("task-*.h5"))
+    """Finished task files (not the per-batch checkpoints ``task-i.part-j.h5`` of an unfinished task)."""
+    return sorted(p.name for p in tasks_folder(out).glob("task-?????.h5"))
 
 
 def test_killed_serial_run_resumes_without_recomputing(tmp_path, reference):

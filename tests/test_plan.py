@@ -241,7 +241,10 @@ def test_workflow_pilot_sizes_the_production_trace(tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     results = tmp_path / "results"
     results.mkdir()
-    key = planning.calibration_key(("sx", "sy", "sz"), "jx", "complex128")
+    # the key as the pipeline's own process computes it (this process's Numba thread count may differ)
+    key = subprocess.run([sys.executable, "-c", "from gpukpm.run import planning; "
+                          "print(planning.calibration_key(('sx', 'sy', 'sz'), 'jx', 'complex128'))"],
+                         capture_output=True, text=True, check=True).stdout.strip()
     (results / "pilot_calibration.json").write_text(json.dumps({key: dict(FAKE_CALIBRATION, key=key)}))
     target = "results/realspace/W1/moments/m00/c1.yaml"
     res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(root / "workflow" / "Snakefile"),

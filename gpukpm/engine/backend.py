@@ -73,7 +73,7 @@ def default_device(count: int | None = None) -> int:
     else the launcher's node-local rank modulo the devices this process sees, else 0.  Under SLURM
     with one GPU bound per task, ``CUDA_VISIBLE_DEVICES`` shows each task its own GPU as device 0.
     """
-    if os.environ.get("GPUKPM_DEVICE", "").strip():
+    if envflags.is_set("GPUKPM_DEVICE"):
         return envflags.get("GPUKPM_DEVICE")
     local = launcher_local_rank()
     if local is None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from gpukpm.run.config import build_model
+from gpukpm.run.planning import production_trace
 
 PARTS = PIPE.parts
 MAG_LABELS = PIPE.mag_labels
@@ -112,3 +113,21 @@ def kspace_resources(case):
     return jobcost.kspace_job_resources(num_points=points, bands=int(bands),
                                         num_moments=PIPE.sweep_num_moments if PIPE.matched(case) else cs["num_moments"],
                                         gpu=GPU_JOBS)
+
+
+# ----------------------------------------------------------------------------- pilot (rules/pilot.smk)
+PILOT = RS.get("pilot") if RS_ON else None
+
+
+def pilot_plan_input(w):
+    return [checkpoints.pilot_plan.get(W=w.W).output.json] if PILOT else []
+
+
+def production_job(w):
+    """The run configuration of a moments job: the configured trace, or the pilot's sizing of it."""
+    if not PILOT:
+        return PIPE.moments_job(w.W, w.m, w.c)
+    with open(checkpoints.pilot_plan.get(W=w.W).output.json) as fh:
+        plan = json.load(fh)
+    return PIPE.moments_job(w.W, w.m, w.c, trace=production_trace(plan, RS["realisations"], PILOT["min_trace"],
+                                                                    PILOT["max_trace"]))

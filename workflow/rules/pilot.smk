@@ -4,25 +4,7 @@
 # pilot_plan is a checkpoint: once it has run, the moments jobs of that W are built with
 # kpm.trace = gpukpm.run.planning.production_trace(plan, ...) (Pipeline.moments_job(..., trace=)).
 
-PILOT = RS.get("pilot") if RS_ON else None
-
-
-def pilot_plan_input(w):
-    return [checkpoints.pilot_plan.get(W=w.W).output.json] if PILOT else []
-
-
-def production_job(w):
-    """The run configuration of a moments job: the configured trace, or the pilot's sizing of it."""
-    if not PILOT:
-        return PIPE.moments_job(w.W, w.m, w.c)
-    with open(checkpoints.pilot_plan.get(W=w.W).output.json) as fh:
-        plan = json.load(fh)
-    return PIPE.moments_job(w.W, w.m, w.c, trace=production_trace(plan, RS["realisations"], PILOT["min_trace"],
-                                                                    PILOT["max_trace"]))
-
-
 if PILOT:
-    from gpukpm.run.planning import production_trace
 
     rule pilot_moments:
         """The pilot of one W (same rescaling and N as the sweep)."""
