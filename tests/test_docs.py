@@ -101,6 +101,7 @@ def test_tutorial_runs(script, tmp_path):
 @pytest.mark.skipif(IN_CI_BUILD, reason="GPUKPM_DOCS_CI: .ci/run builds the guide after the tests")
 @pytest.mark.skipif(not HAVE_SPHINX, reason='the docs extra is not installed (pip install -e ".[docs]"); '
                                             "test_tutorial_runs runs the tutorials instead")
+@pytest.mark.slow
 def test_docs_build(tmp_path):
     """The whole site with warnings as errors: tutorials executed, internal links and references checked."""
     env = dict(os.environ, MPLBACKEND="Agg", GPUKPM_QUIET="1",

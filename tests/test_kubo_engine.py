@@ -115,6 +115,7 @@ def _lorentzian_ed(eigenbasis, system, left, energies, eta_of, lower):
     return np.array(sea), surface
 
 
+@pytest.mark.slow
 def test_lorentz_kernel_converges_to_lorentzian_broadening(eigenbasis):
     """Lorentz kernel vs ED with a Lorentzian of the kernel's width η(ε) = (λa/N)√(1 − x²).
 

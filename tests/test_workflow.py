@@ -239,6 +239,7 @@ def _report_rows(md: str) -> list[list[str]]:
     return [[c.strip() for c in r.strip("|").split("|")] for r in rows]
 
 
+@pytest.mark.slow
 def test_tiny_run_end_to_end(tmp_path):
     from gpukpm.run import io
 
@@ -316,6 +317,7 @@ def test_tiny_run_end_to_end(tmp_path):
         assert len(list(csv.DictReader(fh))) == 9
 
 
+@pytest.mark.slow
 def test_paper_workstation_reduced_grid_real_run(tmp_path):
     """config/paper-workstation.yaml on reduced grids (CI time): the whole k-space pipeline runs, and the
     report's Kubo/Boltzmann table holds Fig. 4a (resolved on 1000 radial points) within 2 %."""
