@@ -1,6 +1,6 @@
 """One orchestration path for every magnetisation of one system (issue 18).
 
-``gpukpm torques --run`` (:func:`gpukpm.run.configurations.run_configurations`) computes each
+``gpukpm torques-run`` (:func:`gpukpm.run.configurations.run_configurations`) computes each
 magnetisation as the configuration :func:`~gpukpm.run.configurations.magnetisation_config` through
 :func:`gpukpm.run.parallel.compute_tasks` — the tasks ``gpukpm moments`` (the workflow's jobs) runs —
 with the rescaling the workflow uses (:func:`gpukpm.engine.spectrum.sweep_rescaling`): its per-sample

@@ -11,7 +11,7 @@ makes differences between configurations meaningful:
 
 Each magnetisation is the ``gpukpm moments`` configuration :func:`magnetisation_config`,
 computed by :func:`gpukpm.run.parallel.compute_tasks` (the tasks of ``run_moments``, in memory):
-``gpukpm torques --run`` and the workflow's per-magnetisation moments jobs share one path and
+``gpukpm torques-run`` and the workflow's per-magnetisation moments jobs share one path and
 give the same samples.
 
 The result is S_A(m̂; ε_F) for A = s_x, s_y, s_z, shaped
