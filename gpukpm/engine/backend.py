@@ -190,6 +190,28 @@ def _warn_cpu_fallback(reason: str) -> None:
                   f"{reason}", RuntimeWarning, stacklevel=3)
 
 
+def host_available_memory() -> int | None:
+    """Bytes of host memory available to a new allocation (None when unknown): psutil when installed,
+    else ``MemAvailable`` of ``/proc/meminfo``, else ``os.sysconf``."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 @dataclass(frozen=True)
 class Backend:
     """Array and sparse modules of one device, plus helpers to move data."""
@@ -240,14 +262,7 @@ class Backend:
             free, _total = self.xp.cuda.Device(self.device_id).mem_info
             pool = self.xp.get_default_memory_pool()
             return int(free + pool.free_bytes())
-        try:
-            with open("/proc/meminfo") as fh:
-                for line in fh:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return 4 * 1024**3
+        return host_available_memory() or 4 * 1024**3
 
     # -- the two kernels of the KPM engine ---------------------------------
     def chebyshev_step(self, H2, x, y) -> None:

@@ -15,37 +15,19 @@ this is a lower bound: a job it refuses could not run here at any block size.
 from __future__ import annotations
 
 import functools
-import os
 
 import numpy as np
 
+from gpukpm.engine.backend import host_available_memory
 from gpukpm.errors import ConfigError
 
 __all__ = ["available_memory", "real_space_bytes", "check_real_space"]
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation on this machine (None when unknown).
-
-    psutil when installed, else ``MemAvailable`` of ``/proc/meminfo``, else ``os.sysconf``.
-    """
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except ImportError:
-        pass
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+    """Bytes of memory available to a new allocation on this machine (None when unknown):
+    :func:`gpukpm.engine.backend.host_available_memory`."""
+    return host_available_memory()
 
 
 @functools.lru_cache(maxsize=16)
