@@ -110,7 +110,7 @@ def test_paper_dry_run_with_slurm_profile(tmp_path):
     assert expected["moments"] == 10 * 14 * 11
     out = res.stdout + res.stderr
     # MPI through srun; GPUs = ranks = the job's gpukpm tasks (one here), runtime and memory derived from
-    # the job (workflow/scripts/jobcost.py), not the 4 GPUs, 720 min and 240 GB once fixed in the profile
+    # the job (gpukpm.run.planning.job_resources), not the 4 GPUs, 720 min and 240 GB once fixed in the profile
     assert re.search(r"tasks=1, gpu=1, .*mpi=srun, nodes=1, tasks_per_gpu=1, cpus_per_gpu=4", out)
     assert re.search(r"srun -n 1 gpukpm moments ", out)
     moments_resources = [dict(re.findall(r"(\w+)=([^,\s]+)", line)) for line in out.splitlines()

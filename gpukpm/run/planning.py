@@ -50,7 +50,8 @@ from gpukpm import envflags
 from gpukpm.errors import InputFileError, UsageError
 
 __all__ = ["DEVICES", "calibrate_cpu", "calibration_key", "samples_needed", "cpu_time", "gpu_time", "pilot_statistics", "predict_per_sample_std",
-           "plan_job", "format_plan", "default_calibration_path", "production_trace"]
+           "plan_job", "format_plan", "default_calibration_path", "production_trace", "job_resources",
+           "full_size_plans", "kspace_job_resources"]
 
 #: Nominal figures (vendor data sheets, SXM parts): FP64 tensor-core peak (TFLOP/s), FP64 vector
 #: peak, HBM bandwidth (TB/s), memory (GB).  Nominal, not measured: the predictions are lower bounds.
@@ -406,6 +407,117 @@ def format_plan(record: dict) -> str:
         lines += [f"  note: {n}" for n in sizing["notes"]]
     lines.append("GPU times are roofline lower bounds from nominal FP64 peak and memory bandwidth")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- batch-system resources of a job
+#: What a CPU rank sustains when no calibration is at hand (nominal: the roofline of :func:`gpu_time`).
+NOMINAL_CPU_RANK = dict(name="CPU rank (nominal)", fp64_tflops=0.05, fp64_vector_tflops=0.05, bandwidth_tb_s=0.02,
+                        memory_gb=8.0)
+RESOURCE_SAFETY = 3.0  # on the nominal roofline times (a lower bound) and on the SpMV/GEMM rates
+RESOURCE_SAFETY_MEM = 1.5
+STARTUP_MIN = 10  # imports, system build, HDF5 writes, queue-side start
+MIN_RUNTIME_MIN = 15
+BASE_MEM_MB = 2000
+PROBE_SHAPE = (8, 8)
+
+
+def full_size_plans(cfg: dict, *, gpu: bool, device: str = "H100", probe_shape=PROBE_SHAPE):
+    """``([(KuboPlan, tasks like it)], tasks)`` of the moments job ``cfg`` (validated) at its full size, for
+    costing only: each kind of task planned on a ``probe_shape`` lattice, D and nnz scaled by the ratio of
+    cells, retargeted to the device (half its memory, or the job's ``memory_budget_gb`` within it)."""
+    from dataclasses import replace
+
+    from gpukpm.engine.plan import plan_kubo
+    from gpukpm.engine.spectrum import Rescaling
+    from gpukpm.response.kernels import num_moments_for
+    from gpukpm.run.config import build_model
+    from gpukpm.run.parallel import make_tasks
+
+    kpm, system_cfg = cfg["kpm"], cfg["system"]
+    tasks = make_tasks(cfg)
+    counts: dict = {}
+    for task in tasks:
+        key = "exact" if task.vectors is None else len(task.vectors)
+        counts[key] = counts.get(key, 0) + 1
+    probe = build_model(cfg["model"]).real_space(shape=tuple(probe_shape), disorder=system_cfg["disorder"],
+                                                 seed=kpm["seed"], realisation=int(system_cfg["realisations"][0]))
+    scaling = None
+    if kpm["bounds"] is not None:
+        lo, hi = kpm["bounds"]
+        epsilon = 0.01
+        scaling = Rescaling(a=(hi - lo) / (2 - 2 * epsilon), b=(hi + lo) / 2, emin=lo, emax=hi, epsilon=epsilon)
+    N = kpm["num_moments"]
+    if N is None:
+        a = scaling.a if scaling is not None else 0.5 * float(np.ptp(np.linalg.eigvalsh(probe.hamiltonian.toarray())))
+        N = num_moments_for(cfg["response"]["kernel"], kpm["eta"], a, cfg["response"]["lorentz_lambda"])
+    ratio = int(np.prod(system_cfg["shape"])) / int(np.prod(probe_shape))
+    spec = DEVICES[device] if gpu else NOMINAL_CPU_RANK
+    budget = int(0.5 * spec["memory_gb"] * 1e9)
+    if kpm["memory_budget_gb"] is not None:  # the job's own budget, within the device
+        budget = min(int(kpm["memory_budget_gb"] * 2**30), int(spec["memory_gb"] * 1e9))
+    plans = []
+    for key, n in counts.items():
+        plan = plan_kubo(probe, left=tuple(kpm["left"]), right=kpm["right"], num_moments=N, trace=key,
+                         seed=kpm["seed"], vectors_per_batch=kpm["vectors_per_batch"], backend="cpu",
+                         dtype=kpm["dtype"], scaling=scaling, estimator=kpm.get("estimator", "plain"))
+        full = replace(plan, dim=int(round(plan.dim * ratio)), nnz=int(round(plan.nnz * ratio)),
+                       operator_matrix_bytes=plan.operator_matrix_bytes * ratio)
+        plans.append((full.retarget(gpu=gpu, memory_budget=budget, operator_route="stencil" if gpu else None), n))
+    return plans, tasks
+
+
+def job_resources(config, *, gpu: bool = True, device: str = "H100", ranks_per_node: int = 4,
+                  probe_shape=PROBE_SHAPE) -> dict:
+    """``{tasks, gpu, runtime, mem_mb}`` of the ``gpukpm moments`` job ``config`` for a batch system, from the
+    plan's cost model (:func:`gpukpm.engine.plan.plan_kubo`), before anything is built at full size.
+
+    The job is planned on a ``probe_shape`` lattice of the same model, operators, N, trace, estimator and
+    batch, and the plan is scaled to the job's lattice (D and nnz are proportional to the cells of a
+    periodic lattice) and retargeted to the device (half its memory as the block budget), so its SpMV
+    count, GEMM flops and bytes are the job's.  With T tasks on K = min(T, ranks_per_node) ranks
+    (one GPU each):
+
+        runtime (min) = ⌈S · ⌈T/K⌉ · t_task / 60⌉ + STARTUP_MIN,  at least MIN_RUNTIME_MIN,
+        t_task        = roofline seconds of one task (:func:`gpu_time`: nominal ``device``, or
+                        :data:`NOMINAL_CPU_RANK` on the CPU), S = :data:`RESOURCE_SAFETY`,
+        mem_mb        = ⌈1.5 · (K · (4 · (1 + n_ops) · M_csr + held_cpu) + samples) / 2²⁰⌉ + BASE_MEM_MB,
+
+    with M_csr the CSR bytes of H (the host builds H and the operators, SciPy temporaries ×4), held_cpu
+    the plan's arrays on a CPU rank (0 on a GPU), and samples = 2 · V · n_left · N² · 16 (the job's μ
+    samples, merged on rank 0).
+    """
+    from gpukpm.run.config import load_config
+
+    cfg = load_config(config)
+    kpm = cfg["kpm"]
+    spec = DEVICES[device] if gpu else NOMINAL_CPU_RANK
+    plans, tasks = full_size_plans(cfg, gpu=gpu, device=device, probe_shape=probe_shape)
+    seconds = max(gpu_time(plan, spec)["seconds"] for plan, _ in plans)
+    held = 0 if gpu else max(plan.cost.memory_bytes for plan, _ in plans)
+    vectors = sum(n * (plan.dim if plan.trace == "exact" else plan.num_vectors) for plan, n in plans)
+    plan = plans[0][0]
+    csr_bytes = plan.nnz * (np.dtype(kpm["dtype"]).itemsize + 4) + 4 * (plan.dim + 1)
+    N = plan.num_moments
+    ranks = max(1, min(len(tasks), int(ranks_per_node)))
+    runtime = max(MIN_RUNTIME_MIN, math.ceil(RESOURCE_SAFETY * math.ceil(len(tasks) / ranks) * seconds / 60.0)
+                  + STARTUP_MIN)
+    num_left = len(kpm["left"])
+    build = 4.0 * (1 + num_left + 1) * csr_bytes + held
+    samples = 2.0 * vectors * num_left * N**2 * 16
+    mem_mb = math.ceil(RESOURCE_SAFETY_MEM * (ranks * build + samples) / 2**20) + BASE_MEM_MB
+    return {"tasks": ranks, "gpu": ranks if gpu else 0, "runtime": int(runtime), "mem_mb": int(mem_mb)}
+
+
+def kspace_job_resources(*, num_points: int, bands: int, num_moments: int, gpu: bool = True) -> dict:
+    """``{tasks, gpu, runtime, mem_mb}`` of one k-space moments job (one process, one GPU): an upper bound
+    that assumes every k point is kept — every point's bound and ``eigh`` (≈ 200·n³ flops) plus the
+    pairs' Chebyshev tables (≈ 8·N·n² flops), at a tenth of :data:`NOMINAL_CPU_RANK`'s or the H100's
+    nominal FP64 rate (small batched kernels), times :data:`RESOURCE_SAFETY`; memory: the engine's own
+    plan takes half the free device memory, the host holds a grid chunk and the records (≈ 4 GB)."""
+    rate = (DEVICES["H100"] if gpu else NOMINAL_CPU_RANK)["fp64_tflops"] * 1e12 / 10
+    flops = num_points * (200.0 * bands**3 + 8.0 * num_moments * bands**2)
+    runtime = max(MIN_RUNTIME_MIN, math.ceil(RESOURCE_SAFETY * flops / rate / 60.0) + STARTUP_MIN)
+    return {"tasks": 1, "gpu": 1 if gpu else 0, "runtime": int(runtime), "mem_mb": 4000 + BASE_MEM_MB}
 
 
 def production_trace(plan: dict, realisations: int, min_trace: int = 1, max_trace: int | None = None) -> int | None:

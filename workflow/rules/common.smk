@@ -1,5 +1,6 @@
 # Names shared by the rules (from gpukpm.run.pipeline.Pipeline, which maps the pipeline's configuration onto
 # one gpukpm run configuration per job) and the rules' input functions.
+import functools
 import json
 import os
 import shlex
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from gpukpm.run.config import build_model
-from gpukpm.run.planning import production_trace
+from gpukpm.run.planning import job_resources, kspace_job_resources, production_trace
 
 PARTS = PIPE.parts
 MAG_LABELS = PIPE.mag_labels
@@ -77,31 +78,23 @@ def all_sets():
 
 
 # ----------------------------------------------------------------------------- job resources
-# Derived from each job's size by workflow/scripts/jobcost.py (a stand-in cost model, formula in its
-# docstring; swap moments_resources/kspace_resources for gpukpm's plan module when it exists): GPUs =
-# MPI ranks = the job's gpukpm tasks (at most GPUKPM_GPUS_PER_NODE, default 4), runtime and memory from
-# D, nnz, N and the vectors.  GPU resources only when the configuration's backend is not "cpu".
-sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
-import jobcost  # noqa: E402
-
+# From gpukpm plan's cost model (gpukpm.run.planning.job_resources: the job planned on a probe lattice and
+# scaled to its size, the nominal roofline of an H100 per rank, safety factor 3): GPUs = MPI ranks = the
+# job's gpukpm tasks (at most GPUKPM_GPUS_PER_NODE, default 4), runtime and memory from the plan.  GPU
+# resources only when the configuration's backend is not "cpu".
 GPU_JOBS = str(config["backend"]).lower() != "cpu"
-RANKS_PER_NODE = int(os.environ.get("GPUKPM_GPUS_PER_NODE", jobcost.DEFAULT_RANKS_PER_NODE))
-if RS_ON:
-    _probe = build_model(RS["model"]).real_space(shape=(8, 8))  # nnz per orbital does not depend on the size
-    _NNZ_PER_ORBITAL = _probe.hamiltonian.nnz / _probe.num_orbitals
-    _ORBITALS = int(round(_probe.num_orbitals / 64)) * int(np.prod(RS["shape"]))
+RANKS_PER_NODE = int(os.environ.get("GPUKPM_GPUS_PER_NODE", 4))
 
 
+@functools.lru_cache(maxsize=None)
 def moments_resources(c):
-    """{tasks, gpu, runtime, mem_mb} of the moments job of realisation chunk ``c`` (jobcost.py)."""
-    return jobcost.moments_job_resources(
-        num_orbitals=_ORBITALS, nnz=int(_NNZ_PER_ORBITAL * _ORBITALS), num_moments=PIPE.sweep_num_moments, num_left=3, num_ops=4,
-        num_realisations=len(CHUNKS[str(c)]), trace=RS["trace"], vectors_per_task=RS["vectors_per_task"],
-        gpu=GPU_JOBS, ranks_per_node=RANKS_PER_NODE, memory_budget_gb=RS["memory_budget_gb"])
+    """{tasks, gpu, runtime, mem_mb} of the moments jobs of realisation chunk ``c`` (planned at the largest W)."""
+    w_max = max(W_VALUES, key=W_VALUES.get)
+    return job_resources(PIPE.moments_job(w_max, MAG_LABELS[0], str(c)), gpu=GPU_JOBS, ranks_per_node=RANKS_PER_NODE)
 
 
 def kspace_resources(case):
-    """{tasks, gpu, runtime, mem_mb} of one k-space moments job of ``case`` (jobcost.py)."""
+    """{tasks, gpu, runtime, mem_mb} of one k-space moments job of ``case`` (planning.kspace_job_resources)."""
     cs = CASES[case]
     grid = list(RS["shape"]) if PIPE.matched(case) else cs["grid"]
     if isinstance(grid, dict):
@@ -110,9 +103,9 @@ def kspace_resources(case):
     else:
         points = int(np.prod(grid))
     bands = build_model(cs["model"]).orbitals_per_cell
-    return jobcost.kspace_job_resources(num_points=points, bands=int(bands),
-                                        num_moments=PIPE.sweep_num_moments if PIPE.matched(case) else cs["num_moments"],
-                                        gpu=GPU_JOBS)
+    return kspace_job_resources(num_points=points, bands=int(bands),
+                                num_moments=PIPE.sweep_num_moments if PIPE.matched(case) else cs["num_moments"],
+                                gpu=GPU_JOBS)
 
 
 # ----------------------------------------------------------------------------- pilot (rules/pilot.smk)

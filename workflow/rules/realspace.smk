@@ -4,7 +4,7 @@
 rule moments:
     """One W × magnetisation × realisation chunk.  Launch: {resources.mpi} -n {resources.tasks}
     (srun on SLURM, mpiexec from PATH locally).  tasks (ranks) = gpu = the job's gpukpm tasks (at most
-    a node's GPUs), runtime and mem_mb from the job's size: moments_resources (common.smk, jobcost.py)."""
+    a node's GPUs), runtime and mem_mb from the job's size: moments_resources (common.smk: gpukpm.run.planning.job_resources)."""
     input:
         pilot_plan_input,  # [] unless realspace.pilot (rules/pilot.smk)
     output:
