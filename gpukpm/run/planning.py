@@ -242,18 +242,25 @@ def samples_needed(pilot: dict, dim: float, target_rel_error: float) -> dict:
 
 
 # ----------------------------------------------------------------------------- the job
-def _job_plans(cfg: dict, scaling, num_moments: int, backend: str = "cpu"):
-    """[(plan of one task, how many tasks like it)] for the tasks of ``cfg`` (realisation 0 stands for all)."""
-    from gpukpm.engine.plan import plan_kubo
-    from gpukpm.run.config import build_model
+def _task_kinds(cfg: dict):
+    """The tasks of ``cfg`` and ``{vectors per task (or "exact"): how many tasks}``."""
     from gpukpm.run.parallel import make_tasks
 
-    kpm, system_cfg = cfg["kpm"], cfg["system"]
     tasks = make_tasks(cfg)
     counts: dict = {}
     for task in tasks:
         key = "exact" if task.vectors is None else len(task.vectors)
         counts[key] = counts.get(key, 0) + 1
+    return tasks, counts
+
+
+def _job_plans(cfg: dict, scaling, num_moments: int, backend: str = "cpu"):
+    """[(plan of one task, how many tasks like it)] for the tasks of ``cfg`` (realisation 0 stands for all)."""
+    from gpukpm.engine.plan import plan_kubo
+    from gpukpm.run.config import build_model
+
+    kpm, system_cfg = cfg["kpm"], cfg["system"]
+    tasks, counts = _task_kinds(cfg)
     realisation = int(system_cfg["realisations"][0])
     system = build_model(cfg["model"]).real_space(shape=tuple(system_cfg["shape"]), disorder=system_cfg["disorder"],
                                                   seed=kpm["seed"], realisation=realisation)
@@ -431,14 +438,9 @@ def full_size_plans(cfg: dict, *, gpu: bool, device: str = "H100", probe_shape=P
     from gpukpm.engine.spectrum import Rescaling
     from gpukpm.response.kernels import num_moments_for
     from gpukpm.run.config import build_model
-    from gpukpm.run.parallel import make_tasks
 
     kpm, system_cfg = cfg["kpm"], cfg["system"]
-    tasks = make_tasks(cfg)
-    counts: dict = {}
-    for task in tasks:
-        key = "exact" if task.vectors is None else len(task.vectors)
-        counts[key] = counts.get(key, 0) + 1
+    tasks, counts = _task_kinds(cfg)
     probe = build_model(cfg["model"]).real_space(shape=tuple(probe_shape), disorder=system_cfg["disorder"],
                                                  seed=kpm["seed"], realisation=int(system_cfg["realisations"][0]))
     scaling = None
