@@ -435,7 +435,7 @@ def full_size_plans(cfg: dict, *, gpu: bool, device: str = "H100", probe_shape=P
     from dataclasses import replace
 
     from gpukpm.engine.plan import plan_kubo
-    from gpukpm.engine.spectrum import Rescaling
+    from gpukpm.engine.spectrum import margin_for, rescaling
     from gpukpm.response.kernels import num_moments_for
     from gpukpm.run.config import build_model
 
@@ -443,15 +443,11 @@ def full_size_plans(cfg: dict, *, gpu: bool, device: str = "H100", probe_shape=P
     tasks, counts = _task_kinds(cfg)
     probe = build_model(cfg["model"]).real_space(shape=tuple(probe_shape), disorder=system_cfg["disorder"],
                                                  seed=kpm["seed"], realisation=int(system_cfg["realisations"][0]))
-    scaling = None
-    if kpm["bounds"] is not None:
-        lo, hi = kpm["bounds"]
-        epsilon = 0.01
-        scaling = Rescaling(a=(hi - lo) / (2 - 2 * epsilon), b=(hi + lo) / 2, emin=lo, emax=hi, epsilon=epsilon)
-    N = kpm["num_moments"]
-    if N is None:
-        a = scaling.a if scaling is not None else 0.5 * float(np.ptp(np.linalg.eigvalsh(probe.hamiltonian.toarray())))
-        N = num_moments_for(cfg["response"]["kernel"], kpm["eta"], a, cfg["response"]["lorentz_lambda"])
+    # the job's bounds, or the probe's (a and b do not enter the cost; only N from eta needs a)
+    scaling = rescaling(probe.hamiltonian if kpm["bounds"] is None else None, bounds=kpm["bounds"],
+                        epsilon=margin_for(kpm["num_moments"]), backend="cpu")
+    N = kpm["num_moments"] or num_moments_for(cfg["response"]["kernel"], kpm["eta"], scaling.a,
+                                              cfg["response"]["lorentz_lambda"])
     ratio = int(np.prod(system_cfg["shape"])) / int(np.prod(probe_shape))
     spec = DEVICES[device] if gpu else NOMINAL_CPU_RANK
     budget = int(0.5 * spec["memory_gb"] * 1e9)

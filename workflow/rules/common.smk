@@ -4,8 +4,6 @@ import functools
 import json
 import os
 import shlex
-import sys
-from pathlib import Path
 
 import numpy as np
 
